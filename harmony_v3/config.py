@@ -1,0 +1,127 @@
+"""Configs: DreamerV3 1.5.0's defaults, our keys, presets, command-line flags.
+
+Layering, as in the base: defaults <- presets in the order given <- flags.
+Our presets live in `configs/*.yaml` (shipped as `harmony_v3.configs`). A
+preset may name `base_presets: [...]` from the base's `configs.yaml`; those are
+applied first, so `atari100k` here is a small diff on the base's `atari100k`.
+"""
+from __future__ import annotations
+
+import copy
+import importlib.resources
+from typing import Sequence
+
+import dreamerv3
+import embodied
+from ruamel.yaml import YAML
+
+
+class ConfigError(ValueError):
+  """A bad preset name, key or value, with a message for the user."""
+
+
+def _read_yaml(name: str) -> dict:
+  text = (importlib.resources.files('harmony_v3.configs') / name).read_text()
+  return YAML(typ='safe', pure=True).load(text) or {}
+
+
+def our_presets() -> dict[str, dict]:
+  """Presets shipped in `configs/`, by name (`defaults.yaml` excluded)."""
+  presets = {}
+  for entry in importlib.resources.files('harmony_v3.configs').iterdir():
+    if entry.name.endswith('.yaml') and entry.name != 'defaults.yaml':
+      presets.update(_read_yaml(entry.name))
+  return presets
+
+
+def base_presets() -> dict[str, dict]:
+  """The base package's presets (`defaults` included)."""
+  return dreamerv3.Agent.configs
+
+
+def available_presets() -> list[str]:
+  names = set(our_presets()) | set(base_presets())
+  return sorted(names - {'defaults'})
+
+
+def _merge(base: dict, extra: dict) -> dict:
+  merged = copy.deepcopy(base)
+  for key, value in extra.items():
+    if isinstance(value, dict) and isinstance(merged.get(key), dict):
+      merged[key] = _merge(merged[key], value)
+    else:
+      merged[key] = copy.deepcopy(value)
+  return merged
+
+
+def defaults() -> embodied.Config:
+  """The base's defaults with harmony_v3's keys added."""
+  return embodied.Config(_merge(base_presets()['defaults'], _read_yaml(
+      'defaults.yaml')))
+
+
+def _apply_preset(config, name, ours, base):
+  if name in ours:
+    preset = dict(ours[name])
+    for parent in preset.pop('base_presets', []):
+      config = _apply_preset(config, parent, {}, base)
+  elif name in base and name != 'defaults':
+    preset = base[name]
+  else:
+    raise ConfigError(
+        f"Unknown config preset '{name}'. Available: "
+        + ', '.join(available_presets()))
+  try:
+    return config.update(preset)
+  except (KeyError, TypeError, ValueError) as e:
+    raise ConfigError(f"Preset '{name}': {e}") from None
+
+
+def load_config(presets: Sequence[str] = ('atari100k',),
+                argv: Sequence[str] = ()) -> embodied.Config:
+  """Build a config from presets and `--dotted.key value` flags, validated."""
+  ours, base = our_presets(), base_presets()
+  config = defaults()
+  for name in presets:
+    config = _apply_preset(config, name, ours, base)
+  try:
+    config = embodied.Flags(config).parse(list(argv))
+  except (KeyError, TypeError, ValueError, AssertionError) as e:
+    raise ConfigError(f'Bad command-line flag: {e}') from None
+  validate(config)
+  return config
+
+
+def validate(config: embodied.Config) -> None:
+  """Reject values that the base would only fail on much later, or silently."""
+  problems = []
+  run = config.run
+  for key in ('steps', 'eval_every', 'eval_eps', 'eval_envs', 'train_ratio'):
+    if not run[key] > 0:
+      problems.append(f'run.{key} must be positive, got {run[key]}')
+  if config.batch_size < 1 or config.batch_length < 2:
+    problems.append('batch_size must be >= 1 and batch_length >= 2')
+  if config.jax.platform not in ('cpu', 'gpu', 'tpu', 'cuda'):
+    problems.append(f"jax.platform must be cpu, gpu or tpu, got "
+                    f"'{config.jax.platform}'")
+  if config.jax.precision not in ('float32', 'float16', 'bfloat16'):
+    problems.append(f"jax.precision must be float32, float16 or bfloat16, got "
+                    f"'{config.jax.precision}'")
+  atari = config.env.atari
+  if atari.actions not in ('needed', 'all'):
+    problems.append(f"env.atari.actions must be needed or all, got "
+                    f"'{atari.actions}'")
+  if atari.lives not in ('unused', 'discount', 'reset'):
+    problems.append(f"env.atari.lives must be unused, discount or reset, got "
+                    f"'{atari.lives}'")
+  if atari.repeat < 1 or atari.noops < 0:
+    problems.append('env.atari.repeat must be >= 1 and noops >= 0')
+  if run.progress not in ('auto', 'bar', 'lines', 'off'):
+    problems.append(f"run.progress must be auto, bar, lines or off, got "
+                    f"'{run.progress}'")
+  if config.harmony.enabled and (
+      config.loss_scales.dyn + config.loss_scales.rep <= 0):
+    problems.append('loss_scales.dyn + loss_scales.rep must be positive '
+                    'with harmony.enabled')
+  if problems:
+    raise ConfigError('Invalid config:\n  ' + '\n  '.join(problems))

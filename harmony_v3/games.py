@@ -1,0 +1,42 @@
+"""The 26 games of the Atari 100K benchmark and how their names map to ALE."""
+from __future__ import annotations
+
+ATARI100K_GAMES: tuple[str, ...] = (
+    'alien', 'amidar', 'assault', 'asterix', 'bank_heist', 'battle_zone',
+    'boxing', 'breakout', 'chopper_command', 'crazy_climber', 'demon_attack',
+    'freeway', 'frostbite', 'gopher', 'hero', 'james_bond', 'kangaroo',
+    'krull', 'kung_fu_master', 'ms_pacman', 'pong', 'private_eye', 'qbert',
+    'road_runner', 'seaquest', 'up_n_down')
+
+# ALE ROM ids that do not follow from dropping the underscores.
+_ALE_IDS = {'james_bond': 'jamesbond'}
+
+FRAMES_PER_AGENT_STEP = 4  # Action repeat of the Atari 100K protocol.
+
+
+def ale_rom_id(game: str) -> str:
+  """ALE ROM id of a benchmark game name, e.g. 'bank_heist' -> 'bank_heist'.
+
+  Raises ValueError listing the valid names for an unknown game.
+  """
+  check_game(game)
+  return _ALE_IDS.get(game, game)
+
+
+def check_game(game: str) -> str:
+  """Return `game` if it is one of the 26 games, else raise a clear error."""
+  if game not in ATARI100K_GAMES:
+    raise ValueError(
+        f"Unknown Atari 100K game '{game}'. Valid games: "
+        + ', '.join(ATARI100K_GAMES))
+  return game
+
+
+def game_from_task(task: str) -> str:
+  """'atari_pong' -> 'pong', checking the suite prefix and the game name."""
+  suite, _, game = task.partition('_')
+  if suite != 'atari' or not game:
+    raise ValueError(
+        f"Task '{task}' is not an Atari task: use 'atari_<game>', e.g. "
+        "'atari_pong'.")
+  return check_game(game)

@@ -1,0 +1,121 @@
+"""Train Harmony DreamerV3 (or the DreamerV3 baseline) on one Atari 100K game.
+
+  python -m harmony_v3.train --task atari_pong [--configs atari100k] \
+      [--seed N] [--logdir DIR] [--harmony.enabled False] [--dotted.key value]
+
+Every config key of DreamerV3 1.5.0 and of `configs/` can be set with a
+dotted flag. Rerunning the same command with the same --logdir resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Sequence
+
+from .config import ConfigError, available_presets, load_config
+from .checkpoint import CheckpointError
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+  parser = argparse.ArgumentParser(
+      prog='python -m harmony_v3.train', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--task', default=None,
+                      help='atari_<game>, e.g. atari_pong (default: preset)')
+  parser.add_argument('--configs', nargs='+', default=['atari100k'],
+                      help='presets applied in order (default: atari100k); '
+                           'available: ' + ', '.join(available_presets()))
+  parser.add_argument('--seed', type=int, default=None)
+  parser.add_argument('--logdir', default=None,
+                      help='run folder (default: ~/logdir/harmony_v3/'
+                           '<task>/<method>/seed<seed>)')
+  return parser.parse_known_args(argv)
+
+
+def default_logdir(config) -> str:
+  method = 'harmony' if config.harmony.enabled else 'dreamerv3'
+  return os.path.expanduser(
+      f'~/logdir/harmony_v3/{config.task}/{method}/seed{config.seed}')
+
+
+def build_config(argv: Sequence[str]):
+  """The config from presets, our named options and dotted flags."""
+  args, rest = parse_args(argv)
+  for key in ('task', 'seed', 'logdir'):
+    value = getattr(args, key)
+    if value is not None:
+      rest += [f'--{key}', str(value)]
+  config = load_config(args.configs, rest)
+  from .games import game_from_task
+  game_from_task(config.task)  # Unknown games fail here, listing valid ones.
+  if config.logdir == '/dev/null':
+    config = config.update(logdir=default_logdir(config))
+  return config
+
+
+def setup_jax(config):
+  """Environment variables and JAX options that must precede JAX's start.
+
+  Returns the config, moved to the CPU with a warning when no GPU is found.
+  """
+  if not config.jax.prealloc:
+    os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'
+  os.environ.setdefault(
+      'XLA_PYTHON_CLIENT_MEM_FRACTION', str(config.jax.mem_fraction))
+  import jax
+  if config.run.compilation_cache:
+    jax.config.update('jax_compilation_cache_dir', config.run.compilation_cache)
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+  platform = config.jax.platform
+  if platform in ('gpu', 'cuda', 'tpu'):
+    try:
+      jax.devices('gpu' if platform == 'cuda' else platform)
+    except RuntimeError:
+      warnings.warn(
+          f'No {platform.upper()} found: training on the CPU, which is '
+          'orders of magnitude slower. Pass --jax.platform cpu to silence '
+          'this warning.', stacklevel=2)
+      config = config.update({'jax.platform': 'cpu'})
+  return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  try:
+    config = build_config(argv)
+  except (ConfigError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  config = setup_jax(config)
+  import harmony_v3  # noqa: F401  (patches)
+  from .agent import HarmonyAgent
+  from .envs import make_batch_env
+  from .runner import Trainer
+  train_env = eval_env = trainer = None
+  try:
+    train_env = make_batch_env(config, config.envs.amount, config.seed)
+    eval_env = make_batch_env(
+        config, config.run.eval_envs, config.seed + 1_000_000,
+        processes=config.run.eval_processes)
+    trainer = Trainer(config, HarmonyAgent, train_env, eval_env)
+    print(f'Logdir: {trainer.logdir}')
+    summary = trainer.run()
+    print(f"Done: {summary['steps']:,} steps, final evaluation "
+          f"{summary['final_eval_mean']} at {summary['final_eval_frames']} "
+          'frames.')
+    return 0
+  except (ConfigError, CheckpointError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    return 130
+  finally:
+    for env in (train_env, eval_env):
+      if env is not None:
+        env.close()
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,41 @@
+"""Small, tested patches that let `dreamerv3==1.5.0` run on today's stack.
+
+Each patch is one module with `apply()` (idempotent) and `is_applied()`.
+`apply_all()` runs them in order; importing `harmony_v3` calls it once.
+
+| patch                | fixes                                                        | needed on                      |
+|----------------------|--------------------------------------------------------------|--------------------------------|
+| ruamel_yaml_config   | `Config.save/load` call `ruamel.yaml.safe_dump/safe_load`    | ruamel.yaml >= 0.18            |
+| tensorboard_no_tf    | `TensorBoardOutput` imports tensorflow to write event files  | any install without tensorflow |
+| atari100k_eval_key   | the `atari100k` preset sets `actor_eval_sample`, unknown key | dreamerv3 1.5.0                |
+| replay_chunk_versions| unfinished replay chunks saved twice are loaded twice        | dreamerv3 1.5.0                |
+
+Not patched: the base's multi-device path (pmap over several train or policy
+devices) uses `jax.device_put_sharded`/`device_put_replicated`, which current
+JAX removed. harmony_v3 trains each run on one device (several runs share a GPU
+as separate processes), where that code is never reached.
+"""
+from __future__ import annotations
+
+from . import atari100k_eval_key
+from . import replay_chunk_versions
+from . import ruamel_yaml_config
+from . import tensorboard_no_tf
+
+PATCHES = (
+    ruamel_yaml_config,
+    tensorboard_no_tf,
+    atari100k_eval_key,
+    replay_chunk_versions,
+)
+
+
+def apply_all() -> None:
+  """Apply every patch; safe to call more than once."""
+  for patch in PATCHES:
+    patch.apply()
+
+
+def status() -> dict[str, bool]:
+  """Map each patch name to whether it is applied."""
+  return {p.__name__.rsplit('.', 1)[-1]: p.is_applied() for p in PATCHES}

@@ -1,0 +1,65 @@
+"""Shared fixtures: one tiny config and one compiled agent for the session.
+
+JIT compilation on a 2-core CPU takes tens of seconds per function, so the
+agent is built and compiled once and shared by every test that needs it.
+"""
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='session')
+def tiny_config():
+  from harmony_v3.config import load_config
+  # Metrics every update, so a single update reports its losses.
+  return load_config(['tiny'], ['--task', 'atari_pong',
+                                '--jax.metrics_every', '1'])
+
+
+@pytest.fixture(scope='session')
+def pong_env(tiny_config):
+  from harmony_v3.envs import make_env
+  env = make_env(tiny_config, seed=0)
+  yield env
+  env.close()
+
+
+def random_batch(config, env, seed=0):
+  """A (batch_size, batch_length) batch in the env's spaces, random content."""
+  rng = np.random.default_rng(seed)
+  shape = (config.batch_size, config.batch_length)
+  data = {}
+  for key, space in {**env.obs_space, **env.act_space}.items():
+    if key == 'reset':
+      continue
+    if space.dtype == np.uint8:
+      data[key] = rng.integers(0, 256, shape + space.shape).astype(np.uint8)
+    elif key == 'action':
+      index = rng.integers(0, space.shape[-1], shape)
+      data[key] = np.eye(space.shape[-1], dtype=np.float32)[index]
+    elif space.dtype == bool:
+      data[key] = np.zeros(shape + space.shape, bool)
+    else:
+      data[key] = rng.normal(size=shape + space.shape).astype(space.dtype)
+  data['is_first'][:, 0] = True
+  # Some episode ends, so that the continuation statistics are defined.
+  data['is_terminal'][:, -1] = True
+  data['is_last'][:, -1] = True
+  return data
+
+
+@pytest.fixture(scope='session')
+def harmony_agent(tiny_config, pong_env):
+  import embodied
+  from harmony_v3.agent import HarmonyAgent
+  return HarmonyAgent(pong_env.obs_space, pong_env.act_space,
+                      embodied.Counter(), tiny_config)
+
+
+@pytest.fixture(scope='session')
+def python():
+  return sys.executable

@@ -1,0 +1,110 @@
+"""Presets, flags and the training CLI's handling of bad input."""
+import pytest
+
+from harmony_v3 import train
+from harmony_v3.config import ConfigError, load_config
+
+
+def test_atari100k_preset_follows_the_paper():
+  c = load_config(['atari100k'])
+  assert c.rssm.deter == 512 and c.encoder.cnn_depth == 32
+  assert c.actor.layers == 2 and c.actor.units == 512
+  assert (c.batch_size, c.batch_length) == (16, 64)
+  assert c.run.train_ratio == 1024 and c.jax.precision == 'float32'
+  assert c.run.steps == 101_000 and c.run.eval_every == 5_000
+  assert c.run.eval_eps == 100 and c.envs.amount == 1
+  atari = c.env.atari
+  assert (atari.repeat, atari.sticky, atari.noops, atari.actions) == (
+      4, False, 30, 'needed')
+  assert atari.lives == 'unused' and tuple(atari.size) == (64, 64)
+  assert atari.max_frames == 108_000
+  assert atari.chopper_command_max_frames == 5_400
+  assert c.harmony.enabled and c.harmony.rectified
+  assert c.loss_scales.dyn == 0.5 and c.loss_scales.rep == 0.1
+
+
+def test_flags_override_and_baseline_switch():
+  c = load_config(['atari100k'], ['--harmony.enabled', 'False',
+                                  '--run.steps', '2e4'])
+  assert c.harmony.enabled is False and c.run.steps == 2e4
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--no.such.key', '1'], 'did not match any config keys'),
+    (['--run.eval_eps', 'many'], 'many'),
+    (['--run.eval_eps', '0'], 'run.eval_eps must be positive'),
+    (['--env.atari.actions', 'some'], 'env.atari.actions'),
+    (['--jax.precision', 'float8'], 'jax.precision'),
+])
+def test_bad_keys_and_values_fail_early(argv, message):
+  with pytest.raises(ConfigError, match=message):
+    load_config(['atari100k'], argv)
+
+
+def test_unknown_preset_lists_the_available_ones():
+  with pytest.raises(ConfigError, match='Available: .*tiny'):
+    load_config(['atari100k', 'nope'])
+
+
+def _main_error(capsys, argv):
+  code = train.main(argv)
+  return code, capsys.readouterr().err
+
+
+def test_cli_unknown_game_lists_valid_games(capsys):
+  code, err = _main_error(capsys, ['--task', 'atari_pongg', '--configs',
+                                   'tiny'])
+  assert code == 2
+  assert "Unknown Atari 100K game 'pongg'" in err and 'bank_heist' in err
+
+
+def test_cli_non_atari_task(capsys):
+  code, err = _main_error(capsys, ['--task', 'dmc_walker', '--configs',
+                                   'tiny'])
+  assert code == 2 and "atari_<game>" in err
+
+
+def test_cli_bad_flag(capsys):
+  code, err = _main_error(capsys, ['--task', 'atari_pong', '--configs', 'tiny',
+                                   '--harmony.enabeld', 'False'])
+  assert code == 2 and 'harmony.enabeld' in err
+
+
+def test_default_logdir_names_task_method_and_seed():
+  c = train.build_config(['--task', 'atari_breakout', '--seed', '3',
+                          '--harmony.enabled', 'False'])
+  assert c.logdir.endswith('atari_breakout/dreamerv3/seed3')
+
+
+def _has_gpu():
+  import jax
+  try:
+    return bool(jax.devices('gpu'))
+  except RuntimeError:
+    return False
+
+
+@pytest.mark.skipif(_has_gpu(), reason='needs a machine without a GPU')
+def test_missing_gpu_warns_and_falls_back_to_cpu():
+  c = load_config(['atari100k'], ['--jax.platform', 'gpu'])
+  with pytest.warns(UserWarning, match='No GPU found'):
+    c = train.setup_jax(c)
+  assert c.jax.platform == 'cpu'
+
+
+def test_unwritable_logdir_is_a_clear_error(tmp_path):
+  from harmony_v3.runner import prepare_logdir
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')
+  c = load_config(['tiny'], ['--logdir', str(blocker / 'run')])
+  with pytest.raises(ConfigError, match='Cannot write to logdir'):
+    prepare_logdir(c)
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+  from harmony_v3.runner import prepare_logdir
+  c = load_config(['tiny'], ['--logdir', str(tmp_path)])
+  prepare_logdir(c)
+  prepare_logdir(c.update({'run.steps': 800}))  # Allowed: a longer run.
+  with pytest.raises(ConfigError, match='harmony.enabled'):
+    prepare_logdir(c.update({'harmony.enabled': False}))

@@ -1,0 +1,404 @@
+"""Tests of the Atari 100K sweep runner with a fake trainer (no training)."""
+from __future__ import annotations
+
+import collections
+import fcntl
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harmony_v3 import sweep
+from harmony_v3.games import ATARI100K_GAMES
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PLAN_LINE = re.compile(r'^\s+(done|running|resume|new)\s+'
+                       r'(harmony|dreamerv3)/([a-z_]+)/seed(\d+)$')
+
+# Records each call in {logdir}/fake_runs.jsonl; sleeps $FAKE_SLEEP seconds;
+# on SIGTERM writes a checkpoint and exits 130 like the real trainer; fails
+# with exit 1 for the game $FAKE_FAIL_GAME; exits 0 without done.json for
+# $FAKE_NO_DONE_GAME; else writes done.json.
+FAKE_TRAINER = r'''
+import json, os, signal, sys, time
+args = sys.argv[1:]
+def opt(name):
+  return args[args.index(name) + 1] if name in args else None
+logdir, game = opt('--logdir'), opt('--task')[len('atari_'):]
+stopped = []
+signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
+record = {'argv': args, 'start': time.time(),
+          'cuda': os.environ.get('CUDA_VISIBLE_DEVICES'),
+          'xla_mem': os.environ.get('XLA_PYTHON_CLIENT_MEM_FRACTION')}
+print('fake training', game, flush=True)
+end = time.time() + float(os.environ.get('FAKE_SLEEP', '0'))
+while time.time() < end and not stopped:
+  time.sleep(0.02)
+record['end'] = time.time()
+with open(os.path.join(logdir, 'fake_runs.jsonl'), 'a') as f:
+  f.write(json.dumps(record) + '\n')
+if stopped:
+  open(os.path.join(logdir, 'checkpoint.ckpt'), 'w').write('saved')
+  sys.exit(130)
+if game == os.environ.get('FAKE_FAIL_GAME'):
+  print('Traceback: fake crash in', game, file=sys.stderr)
+  sys.exit(1)
+if game == os.environ.get('FAKE_NO_DONE_GAME'):
+  sys.exit(0)
+with open(os.path.join(logdir, 'done.json'), 'w') as f:
+  json.dump({'final_eval_mean': 1.5}, f)
+'''
+
+NVIDIA_SMI_2 = '''#!/bin/sh
+echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa)"
+echo "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-bbbb)"
+'''
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+  """A fake trainer and no GPU (no nvidia-smi, CUDA_VISIBLE_DEVICES unset)."""
+  trainer = tmp_path / 'fake_train.py'
+  trainer.write_text(FAKE_TRAINER)
+  monkeypatch.setenv(sweep.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
+  monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
+  monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+  monkeypatch.delenv('FAKE_FAIL_GAME', raising=False)
+  monkeypatch.delenv('FAKE_NO_DONE_GAME', raising=False)
+  monkeypatch.setenv('FAKE_SLEEP', '0')
+  monkeypatch.setattr(sweep, 'POLL_SECONDS', 0.05)
+  return tmp_path
+
+
+def run_main(capsys, *argv):
+  code = sweep.main([str(a) for a in argv])
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+def plan_lines(out):
+  return [m.groups() for m in map(PLAN_LINE.match, out.splitlines()) if m]
+
+
+def records(folder):
+  path = folder / 'fake_runs.jsonl'
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def flag(argv, name):
+  return argv[argv.index(name) + 1]
+
+
+def max_overlap(intervals):
+  events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in
+                                                     intervals])
+  now = most = 0
+  for _, step in events:
+    now += step
+    most = max(most, now)
+  return most
+
+
+# Plan ------------------------------------------------------------------------
+
+
+def test_dry_run_defaults_is_26_games_by_5_seeds_harmony(fake, capsys):
+  logroot = fake / 'logs'
+  code, out, _ = run_main(capsys, '--dry-run', '--logroot', logroot)
+  assert code == 0
+  lines = plan_lines(out)
+  assert len(lines) == 130
+  assert {m for _, m, _, _ in lines} == {'harmony'}
+  games = collections.Counter(g for _, _, g, _ in lines)
+  assert set(games) == set(ATARI100K_GAMES) and set(games.values()) == {5}
+  assert {(g, int(s)) for _, _, g, s in lines} == {
+      (g, s) for g in ATARI100K_GAMES for s in range(5)}
+  assert '130 runs: 0 done, 0 resume, 130 new' in out
+  assert not logroot.exists()  # A dry run creates nothing.
+
+
+@pytest.mark.parametrize('argv, count, methods', [
+    (['--both'], 260, {'harmony', 'dreamerv3'}),
+    (['--baseline'], 130, {'dreamerv3'}),
+    (['--games', 'pong', 'breakout', '--seeds', '0'], 2, {'harmony'}),
+    (['--games', 'atari_pong', '--num-seeds', '3', '--both'], 6,
+     {'harmony', 'dreamerv3'}),
+])
+def test_dry_run_counts(fake, capsys, argv, count, methods):
+  code, out, _ = run_main(capsys, '--dry-run', '--logroot', fake / 'l', *argv)
+  assert code == 0
+  lines = plan_lines(out)
+  assert len(lines) == count
+  assert {m for _, m, _, _ in lines} == methods
+  assert f'{count} runs: 0 done, 0 resume, {count} new' in out
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--games', 'pong', 'pongg'], ["'pongg'", 'Valid games'] +
+     list(ATARI100K_GAMES)),
+    (['--dry-run', '--', '--seed', '3'], ['--seeds']),
+    (['--dry-run', '--', '--harmony.enabled', 'False'], ['--baseline']),
+    (['--dry-run', '--', '--run.no_such_key', '1'], ['run.no_such_key']),
+    (['--dry-run', '--per-gpu', '2', '--mem-fraction', '0.6'], ['fit']),
+])
+def test_bad_options_exit_nonzero_with_a_clear_message(
+    fake, capsys, argv, expected):
+  code, out, err = run_main(capsys, '--logroot', fake / 'l', *argv)
+  assert code == 2
+  for text in expected:
+    assert text in err
+  assert not plan_lines(out)
+
+
+def test_dry_run_shows_done_resume_new(fake, capsys):
+  logroot = fake / 'logs'
+  (logroot / 'harmony/pong/seed0').mkdir(parents=True)
+  (logroot / 'harmony/pong/seed0/done.json').write_text('{}')
+  (logroot / 'harmony/breakout/seed0').mkdir(parents=True)
+  (logroot / 'harmony/breakout/seed0/checkpoint.ckpt').write_text('x')
+  (logroot / 'harmony/boxing/seed0').mkdir(parents=True)
+  (logroot / 'harmony/boxing/seed0/config.yaml').write_text('seed: 0')
+  code, out, _ = run_main(capsys, '--dry-run', '--logroot', logroot)
+  assert code == 0
+  status = {(g, int(s)): st for st, _, g, s in plan_lines(out)}
+  assert status[('pong', 0)] == 'done'
+  assert status[('breakout', 0)] == 'resume'
+  assert status[('boxing', 0)] == 'new'  # Started but never checkpointed.
+  assert status[('pong', 1)] == 'new'
+  assert '130 runs: 1 done, 1 resume, 128 new' in out
+
+
+# Running ---------------------------------------------------------------------
+
+
+def test_sweep_skips_done_runs_and_resumes_started_ones(fake, capsys):
+  logroot = fake / 'logs'
+  pong, breakout, boxing = (logroot / f'harmony/{g}/seed0'
+                            for g in ('pong', 'breakout', 'boxing'))
+  pong.mkdir(parents=True)
+  (pong / 'done.json').write_text('{}')
+  breakout.mkdir(parents=True)
+  (breakout / 'checkpoint.ckpt').write_text('x')
+  argv = ['--cpu', '--games', 'pong', 'breakout', 'boxing', '--seeds', '0',
+          '--logroot', logroot, '--no-report']
+  code, out, _ = run_main(capsys, *argv)
+  assert code == 0, out
+  assert records(pong) == []  # Skipped.
+  for folder in (breakout, boxing):
+    [call] = records(folder)
+    assert flag(call['argv'], '--logdir') == str(folder)
+    assert (folder / 'done.json').exists()
+    assert 'fake training' in (folder / 'train.log').read_text()
+  assert 'resumed harmony/breakout/seed0' in out
+  assert 'started harmony/boxing/seed0' in out
+  assert 'skipped (already done): 1' in out
+  # A second sweep has nothing left to do and starts nothing.
+  code, out, _ = run_main(capsys, *argv)
+  assert code == 0
+  assert '3 runs: 3 done, 0 resume, 0 new' in out
+  assert [len(records(f)) for f in (pong, breakout, boxing)] == [0, 1, 1]
+
+
+def test_one_failed_run_does_not_stop_the_others(fake, capsys, monkeypatch):
+  monkeypatch.setenv('FAKE_FAIL_GAME', 'breakout')
+  logroot = fake / 'logs'
+  code, out, _ = run_main(
+      capsys, '--cpu', '--cpu-workers', '2', '--games', 'pong', 'breakout',
+      'boxing', '--seeds', '0', '1', '--logroot', logroot, '--no-report')
+  assert code == 1
+  for game in ('pong', 'boxing'):
+    for seed in (0, 1):
+      assert (logroot / f'harmony/{game}/seed{seed}/done.json').exists()
+  for seed in (0, 1):
+    log = logroot / f'harmony/breakout/seed{seed}/train.log'
+    assert 'fake crash' in log.read_text()
+    assert f'FAILED harmony/breakout/seed{seed} (exit 1)' in out
+    assert f'harmony/breakout/seed{seed}: exit 1, log: {log}' in out
+  assert 'finished now: 4' in out and 'failed: 2' in out
+
+
+def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
+  logroot = fake / 'logs'
+  pong = logroot / 'harmony/pong/seed0'
+  pong.mkdir(parents=True)
+  with open(pong / sweep.LOCK_NAME, 'w') as held:
+    fcntl.flock(held, fcntl.LOCK_EX)  # As a trainer of another sweep does.
+    code, out, _ = run_main(capsys, '--dry-run', '--games', 'pong', 'boxing',
+                            '--seeds', '0', '--logroot', logroot)
+    assert code == 0
+    assert 'running elsewhere' in out and 'running harmony/pong/seed0' in out
+    code, out, _ = run_main(capsys, '--cpu', '--games', 'pong', 'boxing',
+                            '--seeds', '0', '--logroot', logroot,
+                            '--no-report')
+  assert code == 0, out
+  assert records(pong) == []
+  assert len(records(logroot / 'harmony/boxing/seed0')) == 1
+  assert 'busy (trained by another process, left alone): 1' in out
+  # The finished trainer released its lock.
+  assert not sweep.is_locked(logroot / 'harmony/boxing/seed0')
+
+
+def test_exit_0_without_done_json_is_a_failure(fake, capsys, monkeypatch):
+  monkeypatch.setenv('FAKE_NO_DONE_GAME', 'pong')
+  code, out, _ = run_main(capsys, '--cpu', '--games', 'pong', 'boxing',
+                          '--seeds', '0', '--logroot', fake / 'l',
+                          '--no-report')
+  assert code == 1
+  assert 'FAILED harmony/pong/seed0 (exit 0, no done.json)' in out
+  assert 'finished harmony/boxing/seed0' in out
+
+
+def test_gpu_scheduling_two_gpus_two_runs_each(fake, capsys, monkeypatch):
+  smi = fake / 'nvidia-smi'
+  smi.write_text(NVIDIA_SMI_2)
+  smi.chmod(0o755)
+  monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
+  monkeypatch.setenv('FAKE_SLEEP', '0.8')
+  monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.99')  # Replaced.
+  logroot = fake / 'logs'
+  games = ['pong', 'breakout', 'boxing', 'hero']
+  code, out, _ = run_main(
+      capsys, '--per-gpu', '2', '--no-gpu-check', '--games', *games,
+      '--seeds', '0', '1', '--logroot', logroot, '--no-report')
+  assert code == 0, out
+  calls = [c for g in games for s in (0, 1)
+           for c in records(logroot / f'harmony/{g}/seed{s}')]
+  assert len(calls) == 8
+  for call in calls:
+    assert call['cuda'] in ('0', '1')
+    assert flag(call['argv'], '--jax.mem_fraction') == '0.45'
+    assert call['xla_mem'] == '0.45'
+    assert flag(call['argv'], '--run.compilation_cache') == str(
+        logroot / '.jax_cache')
+    assert '--jax.platform' not in call['argv']
+  spans = [(c['start'], c['end']) for c in calls]
+  assert max_overlap(spans) == 4  # All 4 slots used, never more.
+  for gpu in ('0', '1'):
+    on_gpu = [(c['start'], c['end']) for c in calls if c['cuda'] == gpu]
+    assert on_gpu and max_overlap(on_gpu) <= 2
+  assert 'on GPU 0' in out and 'on GPU 1' in out
+
+
+def test_cpu_mode_workers_and_pass_through_flags(fake, capsys, monkeypatch):
+  logroot = fake / 'logs'
+  monkeypatch.setenv('FAKE_SLEEP', '0.5')
+  code, out, _ = run_main(
+      capsys, '--cpu', '--cpu-workers', '2', '--baseline', '--games', 'pong',
+      'breakout', 'boxing', '--seeds', '3', '--configs', 'tiny',
+      '--logroot', logroot, '--no-report', '--', '--run.log_every', '7')
+  assert code == 0, out
+  calls = [c for g in ('pong', 'breakout', 'boxing')
+           for c in records(logroot / f'dreamerv3/{g}/seed3')]
+  assert len(calls) == 3
+  for call in calls:
+    argv = call['argv']
+    assert call['cuda'] == ''
+    assert flag(argv, '--jax.platform') == 'cpu'
+    assert flag(argv, '--harmony.enabled') == 'False'
+    assert flag(argv, '--configs') == 'tiny'
+    assert flag(argv, '--run.log_every') == '7'
+    assert flag(argv, '--seed') == '3'
+    assert '--jax.mem_fraction' not in argv
+  assert max_overlap([(c['start'], c['end']) for c in calls]) == 2
+
+
+@pytest.mark.parametrize('setup', ['no-nvidia-smi', 'failing-nvidia-smi',
+                                   'empty-cuda-visible-devices'])
+def test_no_gpu_without_cpu_flag_exits_nonzero(fake, capsys, monkeypatch,
+                                               setup):
+  if setup == 'failing-nvidia-smi':
+    smi = fake / 'nvidia-smi'
+    smi.write_text('#!/bin/sh\necho "NVIDIA-SMI has failed" >&2\nexit 9\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
+  elif setup == 'empty-cuda-visible-devices':
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+  logroot = fake / 'logs'
+  code, out, err = run_main(capsys, '--games', 'pong', '--seeds', '0',
+                            '--logroot', logroot, '--no-report')
+  assert code == 2
+  assert 'no GPU found' in err and '--cpu' in err
+  assert not logroot.exists()
+
+
+def test_parse_nvidia_smi_gpus_and_mig():
+  text = ('GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1111)\n'
+          'GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-2222)\n'
+          '  MIG 3g.20gb     Device  0: (UUID: MIG-aaaa)\n'
+          '  MIG 3g.20gb     Device  1: (UUID: MIG-bbbb)\n'
+          'GPU 2: NVIDIA H100 80GB HBM3 (UUID: GPU-3333)\n')
+  assert sweep.parse_nvidia_smi(text) == ['0', 'MIG-aaaa', 'MIG-bbbb', '2']
+  assert sweep.parse_nvidia_smi('No devices were found\n') == []
+
+
+@pytest.mark.parametrize('value, gpus', [
+    ('2,3', ['2', '3']), ('', []), ('-1', []), ('0,-1,1', ['0']),
+    ('GPU-1111', ['GPU-1111'])])
+def test_detect_gpus_honours_cuda_visible_devices(value, gpus):
+  found, source = sweep.detect_gpus({'CUDA_VISIBLE_DEVICES': value,
+                                     sweep.NVIDIA_SMI_ENV: '/nonexistent'})
+  assert found == gpus
+  assert 'CUDA_VISIBLE_DEVICES' in source
+
+
+def test_mem_fraction_default_shares_the_gpu():
+  assert sweep.default_mem_fraction(1) == 0.9
+  assert sweep.default_mem_fraction(2) == 0.45
+  assert sweep.default_mem_fraction(4) * 4 <= 0.9
+
+
+def test_score_report_called_and_its_failure_tolerated(fake, capsys,
+                                                       monkeypatch):
+  scores = fake / 'fake_scores.py'
+  scores.write_text(
+      'import json, sys\n'
+      f'json.dump(sys.argv[1:], open({str(fake / "scores_argv.json")!r}, '
+      '"w"))\nsys.exit(3)\n')
+  monkeypatch.setenv(sweep.SCORES_CMD_ENV, f'{sys.executable} {scores}')
+  logroot = fake / 'logs'
+  code, out, _ = run_main(capsys, '--cpu', '--games', 'pong', '--seeds', '0',
+                          '--logroot', logroot)
+  assert code == 0
+  argv = json.loads((fake / 'scores_argv.json').read_text())
+  assert argv == [str(logroot), '--out', str(logroot / 'report'), '--plots']
+  assert 'score table failed (exit 3)' in out
+
+
+def test_sigterm_stops_runs_with_checkpoints_and_exits_130(fake):
+  """Through the shell wrapper: SIGTERM reaches each run once, the sweep
+  waits for their checkpoints and exits 130 without starting more."""
+  logroot = fake / 'logs'
+  env = dict(os.environ, FAKE_SLEEP='60', PYTHON=sys.executable)
+  proc = subprocess.Popen(
+      [str(REPO / 'run_atari100k.sh'), '--cpu', '--cpu-workers', '2',
+       '--games', 'pong', 'breakout', 'boxing', '--seeds', '0',
+       '--logroot', str(logroot), '--no-report'],
+      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  logs = [logroot / f'harmony/{g}/seed0/train.log' for g in ('pong',
+                                                              'breakout')]
+  deadline = time.time() + 30
+  while time.time() < deadline and not all(
+      p.exists() and 'fake training' in p.read_text() for p in logs):
+    time.sleep(0.1)
+  assert all(sweep.is_locked(p.parent) for p in logs)  # Held by trainers.
+  proc.send_signal(signal.SIGTERM)
+  try:
+    out, _ = proc.communicate(timeout=20)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    raise
+  assert proc.returncode == 130, out
+  for game in ('pong', 'breakout'):
+    folder = logroot / f'harmony/{game}/seed0'
+    assert (folder / 'checkpoint.ckpt').read_text() == 'saved'
+    assert not (folder / 'done.json').exists()
+  assert not (logroot / 'harmony/boxing/seed0').exists()
+  assert 'not started: 1' in out and 'stopped (rerun' in out
