@@ -13,7 +13,6 @@ Run folder:
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import signal
 import time
@@ -223,6 +222,7 @@ class Trainer:
       random_agent = embodied.RandomAgent(self.train_env.act_space)
       while len(self.replay) < max(self.batch_steps, self.args.train_fill):
         driver(random_agent.policy, steps=100)
+        self._check_stop()
       self._dataset = self.agent.dataset(self.replay.dataset)
       driver.on_step(self._on_step)
       if self.args.eval_initial and int(self.step) == 0 or (
@@ -235,6 +235,7 @@ class Trainer:
         mode = 'explore' if self.should_expl(self.step) else 'train'
         driver(lambda *a: self.agent.policy(*a, mode=mode), steps=chunk)
         self.progress.update(int(self.step))
+        self._check_stop()
         if int(self.step) % int(self.args.eval_every) == 0:
           self._evaluate()
           self.save()
@@ -242,8 +243,12 @@ class Trainer:
           self.save()
       self._write_logs()
       self.save()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
       self.progress.close()
+      if str(e) != 'stop requested':
+        self.log(f'Stopped at step {int(self.step):,} without saving; '
+                 'resuming starts from the last checkpoint.')
+        raise
       self.log(f'Interrupted at step {int(self.step):,}: saving a checkpoint.')
       self.save()
       self.log('Saved. Run the same command again to resume.')
@@ -275,22 +280,27 @@ class Trainer:
     }
 
   # Interruption ------------------------------------------------------------
+  # SIGTERM or Ctrl-C asks the loop to stop at the next chunk boundary (at
+  # most 100 env steps away), where counters and replay agree; it then saves
+  # and exits. A second signal stops at once, without saving.
 
   def _install_signal_handlers(self):
+    self._stop_requested = False
+
     def handler(signum, frame):
-      raise KeyboardInterrupt(f'signal {signum}')
-    self._old_handler = signal.signal(signal.SIGTERM, handler)
+      if self._stop_requested:
+        raise KeyboardInterrupt(f'signal {signum}')
+      self._stop_requested = True
+      self.progress.message(
+          'Stopping after the current steps (signal again to stop now).')
+    self._old_handlers = {
+        sig: signal.signal(sig, handler)
+        for sig in (signal.SIGTERM, signal.SIGINT)}
 
   def _restore_signal_handlers(self):
-    signal.signal(signal.SIGTERM, self._old_handler)
+    for sig, old in self._old_handlers.items():
+      signal.signal(sig, old)
 
-  def close(self):
-    for env in (self.train_env, self.eval_env):
-      try:
-        env.close()
-      except Exception:
-        pass
-
-
-def pid_file_note(logdir: pathlib.Path) -> None:
-  (logdir / 'pid').write_text(str(os.getpid()))
+  def _check_stop(self):
+    if self._stop_requested:
+      raise KeyboardInterrupt('stop requested')

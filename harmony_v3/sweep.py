@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fcntl
+import json
 import os
 import pathlib
 import re
@@ -347,7 +348,6 @@ def _last_line(path: pathlib.Path) -> str:
 
 def _final_eval(folder: pathlib.Path) -> str:
   try:
-    import json
     value = json.loads((folder / 'done.json').read_text())['final_eval_mean']
     return f', final eval {float(value):.1f}'
   except Exception:
@@ -379,7 +379,6 @@ class Sweep:
                   + [r for r in self.runs if r.status == 'new'])
     self.signals = 0
     self.forwarded = 0
-    self.max_running = 0
 
   def say(self, text: str) -> None:
     self.out(f'{time.strftime("%H:%M:%S")} {text}')
@@ -438,7 +437,6 @@ class Sweep:
       finally:
         os.close(lock)  # The trainer's copy holds the lock from now on.
     self.running.append(run)
-    self.max_running = max(self.max_running, len(self.running))
     verb = 'resumed' if run.status == 'resume' else 'started'
     self.say(f'[{run.ordinal}/{self.total}] {verb} {run.name} on '
              f'{self._device_name(device)} {self._counts()}')

@@ -1,0 +1,199 @@
+"""Train-update throughput: DreamerV3 against Harmony DreamerV3, and several
+runs sharing one GPU.
+
+  python -m harmony_v3.bench [--configs atari100k] [--updates 200]
+  python -m harmony_v3.bench --concurrency 1 2 4 8   # K runs at once
+
+The first form builds both agents in one process with the same preset, batch
+and data, and prints compile time and updates/s of each, and their ratio.
+The second starts K worker processes at once (each a Harmony agent with
+1/K of the GPU memory) and reports the aggregate updates/s, per-run
+updates/s and memory, and the GPU-hours the 130-run sweep would take.
+Timings cover train updates only (no environment, policy or evaluation).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+SWEEP_RUNS = 26 * 5
+UPDATES_PER_RUN = 101_000 * 1024 // (16 * 64)  # steps x train_ratio / batch
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='python -m harmony_v3.bench', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--configs', nargs='+', default=['atari100k'])
+  parser.add_argument('--task', default='atari_pong')
+  parser.add_argument('--updates', type=int, default=200,
+                      help='timed updates after compilation (default 200)')
+  parser.add_argument('--rounds', type=int, default=5,
+                      help='alternating timing rounds per method (default 5)')
+  parser.add_argument('--methods', nargs='+', default=['dreamerv3', 'harmony'],
+                      choices=['dreamerv3', 'harmony'])
+  parser.add_argument('--concurrency', nargs='+', type=int, default=None,
+                      help='measure K concurrent runs for each K given')
+  parser.add_argument('--json', default=None, help='also write results here')
+  parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+  return parser.parse_known_args(argv)
+
+
+class TimedAgent:
+  """One agent on a fixed random batch, compiled on construction."""
+
+  def __init__(self, config):
+    import embodied
+    import jax
+    from .agent import HarmonyAgent
+    from .envs import make_env
+    self.config = config
+    env = make_env(config, seed=0)
+    spaces = {**env.obs_space, **env.act_space}
+    env.close()
+    start = time.perf_counter()
+    self.agent = HarmonyAgent(
+        env.obs_space, env.act_space, embodied.Counter(), config)
+    self.data = jax.device_put(
+        _batch(spaces, config, np.random.default_rng(0)))
+    _, self.state, _ = self.agent.train(self.data, None)
+    jax.block_until_ready(self.agent.varibs)
+    self.compile_s = time.perf_counter() - start
+
+  def time(self, updates: int) -> float:
+    """Seconds for `updates` train updates, waiting for the device."""
+    import jax
+    start = time.perf_counter()
+    for _ in range(updates):
+      _, self.state, _ = self.agent.train(self.data, self.state)
+    jax.block_until_ready(self.agent.varibs)
+    return time.perf_counter() - start
+
+  def summary(self, rates: list[float]) -> dict:
+    import jax
+    device = jax.devices(self.config.jax.platform)[0]
+    stats = device.memory_stats() or {}
+    peak = stats.get('peak_bytes_in_use', 0) / 2**30
+    return {
+        'harmony': bool(self.config.harmony.enabled),
+        'compile_s': round(self.compile_s, 2),
+        'updates_per_s': float(np.median(rates)),
+        'updates_per_s_rounds': [round(r, 3) for r in rates],
+        'peak_memory_gb': peak or None,
+        'device': f'{device.platform}:{getattr(device, "device_kind", "")}',
+    }
+
+
+def _batch(spaces, config, rng):
+  shape = (config.batch_size, config.batch_length)
+  data = {}
+  for key, space in spaces.items():
+    if key == 'reset':
+      continue
+    if space.dtype.name == 'uint8':
+      data[key] = rng.integers(0, 256, shape + space.shape).astype('uint8')
+    elif key == 'action':
+      data[key] = np.eye(space.shape[-1], dtype='float32')[
+          rng.integers(0, space.shape[-1], shape)]
+    else:
+      data[key] = np.zeros(shape + space.shape, space.dtype)
+  data['is_first'][:, 0] = True
+  return data
+
+
+def _config(args, rest, method):
+  from .config import load_config
+  from .train import setup_jax
+  flags = ['--task', args.task, *rest]
+  if method == 'dreamerv3':
+    flags += ['--harmony.enabled', 'False']
+  return setup_jax(load_config(args.configs, flags))
+
+
+def compare_methods(args, rest) -> dict:
+  """Both methods in this process, timed in alternating rounds.
+
+  Alternating rounds (A, B, A, B, ...) and taking each one's median keeps
+  drifts of the machine (clocks, other load) out of the ratio.
+  """
+  agents = {m: TimedAgent(_config(args, rest, m)) for m in args.methods}
+  rates = {m: [] for m in agents}
+  per_round = max(1, args.updates // args.rounds)
+  for _ in range(args.rounds):
+    for method, timed in agents.items():
+      rates[method].append(per_round / timed.time(per_round))
+  results = {}
+  for method, timed in agents.items():
+    r = results[method] = timed.summary(rates[method])
+    print(f"{method:10s} compile {r['compile_s']:6.1f} s  "
+          f"{r['updates_per_s']:7.2f} updates/s (median of {args.rounds} "
+          f"rounds of {per_round})  on {r['device']}", flush=True)
+  if {'dreamerv3', 'harmony'} <= set(results):
+    ratio = (results['harmony']['updates_per_s']
+             / results['dreamerv3']['updates_per_s'])
+    results['harmony_over_dreamerv3'] = ratio
+    print(f'Harmony / DreamerV3 updates/s: {ratio:.3f} '
+          f'({100 * (1 - ratio):+.1f}% cost)')
+  return results
+
+
+def concurrent_runs(args, rest) -> dict:
+  """K worker processes at once, for each K in --concurrency."""
+  results = {}
+  for k in args.concurrency:
+    env = {**os.environ, 'XLA_PYTHON_CLIENT_MEM_FRACTION': f'{0.9 / k:.3f}'}
+    cmd = [sys.executable, '-m', 'harmony_v3.bench', '--worker',
+           '--configs', *args.configs, '--task', args.task,
+           '--updates', str(args.updates), *rest]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(k)]
+    runs = []
+    for proc in procs:
+      out, _ = proc.communicate()
+      lines = [l for l in out.splitlines() if l.startswith('WORKER ')]
+      if proc.returncode or not lines:
+        raise RuntimeError(f'bench worker failed (exit {proc.returncode})')
+      runs.append(json.loads(lines[-1][len('WORKER '):]))
+    total = sum(r['updates_per_s'] for r in runs)
+    hours = SWEEP_RUNS * UPDATES_PER_RUN / total / 3600
+    results[k] = {'aggregate_updates_per_s': total, 'runs': runs,
+                  'sweep_gpu_hours_updates_only': hours}
+    memory = [r['peak_memory_gb'] for r in runs if r['peak_memory_gb']]
+    mem = f'{max(memory):.2f} GB/run' if memory else 'memory n/a'
+    print(f'K={k}: {total:7.2f} updates/s aggregate, '
+          f'{total / k:6.2f} per run, {mem}, sweep ~{hours:,.0f} GPU-hours '
+          '(updates only)', flush=True)
+  return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args, rest = parse_args(list(sys.argv[1:] if argv is None else argv))
+  import harmony_v3  # noqa: F401  (patches)
+  if args.worker:
+    timed = TimedAgent(_config(args, rest, 'harmony'))
+    per_round = max(1, args.updates // args.rounds)
+    rates = [per_round / timed.time(per_round) for _ in range(args.rounds)]
+    print('WORKER ' + json.dumps(timed.summary(rates)), flush=True)
+    return 0
+  if args.concurrency:
+    results = concurrent_runs(args, rest)
+  else:
+    results = compare_methods(args, rest)
+  if args.json:
+    results['command'] = ' '.join(['python -m harmony_v3.bench', *(
+        sys.argv[1:] if argv is None else argv)])
+    results['date'] = time.strftime('%Y-%m-%d')
+    with open(args.json, 'w') as f:
+      json.dump(results, f, indent=2, default=str)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
