@@ -7,7 +7,7 @@ TASK ?= atari_pong
 CONFIGS ?= atari100k
 ARGS ?=
 
-.PHONY: install train test sweep scores bench clean
+.PHONY: install install-gpu train test sweep scores bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 install: $(VENV)/.installed
+
+# JAX's CUDA 12 build, at the version already installed.
+install-gpu: install
+	$(PY) -m pip install "jax[cuda12]==$$($(PY) -c 'import jax; print(jax.__version__)')"
 
 train: install
 	$(PY) -m harmony_v3.train --task $(TASK) --configs $(CONFIGS) $(ARGS)

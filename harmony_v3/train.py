@@ -1,6 +1,6 @@
 """Train Harmony DreamerV3 (or the DreamerV3 baseline) on one Atari 100K game.
 
-  python -m harmony_v3.train --task atari_pong [--configs atari100k] \
+  python -m harmony_v3.train --task atari_pong [--configs atari100k]
       [--seed N] [--logdir DIR] [--harmony.enabled False] [--dotted.key value]
 
 Every config key of DreamerV3 1.5.0 and of `configs/` can be set with a
