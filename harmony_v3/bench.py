@@ -43,6 +43,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help='measure K concurrent runs for each K given')
   parser.add_argument('--json', default=None, help='also write results here')
   parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+  parser.add_argument('--trajectory', type=int, default=0,
+                      help=argparse.SUPPRESS)
   return parser.parse_known_args(argv)
 
 
@@ -75,6 +77,25 @@ class TimedAgent:
       _, self.state, _ = self.agent.train(self.data, self.state)
     jax.block_until_ready(self.agent.varibs)
     return time.perf_counter() - start
+
+  def trajectory(self, updates: int) -> dict:
+    """Model losses of the next `updates` updates and a digest of the state.
+
+    Runs that share a GPU must learn exactly as they would alone: equal
+    trajectories and digests show it.
+    """
+    import hashlib
+    import jax
+    losses = []
+    for _ in range(updates):
+      _, self.state, mets = self.agent.train(self.data, self.state)
+      losses.append(float(mets['model_loss_mean']))
+    varibs = jax.device_get(self.agent.varibs)
+    digest = hashlib.sha256()
+    for key in sorted(varibs):
+      for leaf in jax.tree_util.tree_leaves(varibs[key]):
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    return {'losses': losses, 'digest': digest.hexdigest()}
 
   def summary(self, rates: list[float]) -> dict:
     import jax
@@ -144,23 +165,30 @@ def compare_methods(args, rest) -> dict:
   return results
 
 
+def run_workers(k: int, worker_args: Sequence[str]) -> list[dict]:
+  """Start `k` bench workers at once, each with 1/k of the GPU memory."""
+  env = {**os.environ, 'XLA_PYTHON_CLIENT_MEM_FRACTION': f'{0.9 / k:.3f}'}
+  cmd = [sys.executable, '-m', 'harmony_v3.bench', '--worker', *worker_args]
+  procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+           for _ in range(k)]
+  results = []
+  for proc in procs:
+    out, _ = proc.communicate()
+    lines = [l for l in out.splitlines() if l.startswith('WORKER ')]
+    if proc.returncode or not lines:
+      raise RuntimeError(f'bench worker failed (exit {proc.returncode})')
+    results.append(json.loads(lines[-1][len('WORKER '):]))
+  return results
+
+
 def concurrent_runs(args, rest) -> dict:
   """K worker processes at once, for each K in --concurrency."""
   results = {}
+  worker_args = ['--configs', *args.configs, '--task', args.task,
+                 '--updates', str(args.updates), '--rounds', str(args.rounds),
+                 *rest]
   for k in args.concurrency:
-    env = {**os.environ, 'XLA_PYTHON_CLIENT_MEM_FRACTION': f'{0.9 / k:.3f}'}
-    cmd = [sys.executable, '-m', 'harmony_v3.bench', '--worker',
-           '--configs', *args.configs, '--task', args.task,
-           '--updates', str(args.updates), *rest]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(k)]
-    runs = []
-    for proc in procs:
-      out, _ = proc.communicate()
-      lines = [l for l in out.splitlines() if l.startswith('WORKER ')]
-      if proc.returncode or not lines:
-        raise RuntimeError(f'bench worker failed (exit {proc.returncode})')
-      runs.append(json.loads(lines[-1][len('WORKER '):]))
+    runs = run_workers(k, worker_args)
     total = sum(r['updates_per_s'] for r in runs)
     hours = SWEEP_RUNS * UPDATES_PER_RUN / total / 3600
     results[k] = {'aggregate_updates_per_s': total, 'runs': runs,
@@ -176,6 +204,12 @@ def concurrent_runs(args, rest) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
   args, rest = parse_args(list(sys.argv[1:] if argv is None else argv))
   import harmony_v3  # noqa: F401  (patches)
+  if args.worker and args.trajectory:
+    timed = TimedAgent(_config(args, rest + ['--jax.metrics_every', '1'],
+                               'harmony'))
+    print('WORKER ' + json.dumps(timed.trajectory(args.trajectory)),
+          flush=True)
+    return 0
   if args.worker:
     timed = TimedAgent(_config(args, rest, 'harmony'))
     per_round = max(1, args.updates // args.rounds)

@@ -12,6 +12,8 @@ Run folder:
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import pathlib
 import signal
@@ -31,6 +33,47 @@ RESUMABLE_CHANGES = (
     'run.steps', 'run.progress', 'run.log_every', 'run.save_every',
     'run.eval_processes', 'run.compilation_cache', 'run.report', 'logdir',
     'jax.platform', 'jax.prealloc', 'jax.mem_fraction', 'data_loaders')
+
+
+class Stopwatch:
+  """Wall-clock seconds spent in named parts of the loop, as shares.
+
+  JAX dispatches work asynchronously: device time of a train update can be
+  counted in the next call that waits for the device (often the policy).
+  """
+
+  def __init__(self):
+    self.totals = collections.defaultdict(float)
+    self.since = time.perf_counter()
+
+  @contextlib.contextmanager
+  def __call__(self, name: str):
+    start = time.perf_counter()
+    try:
+      yield
+    finally:
+      self.totals[name] += time.perf_counter() - start
+
+  def shares(self) -> dict[str, float]:
+    """Share of wall-clock time per part since the last call, and 'other'."""
+    elapsed = max(time.perf_counter() - self.since, 1e-9)
+    shares = {k: v / elapsed for k, v in self.totals.items()}
+    shares['other'] = max(0.0, 1.0 - sum(shares.values()))
+    self.totals.clear()
+    self.since = time.perf_counter()
+    return shares
+
+
+class TimedEnv(embodied.Wrapper):
+  """Counts the time spent stepping the wrapped env."""
+
+  def __init__(self, env, stopwatch: Stopwatch, name: str = 'env'):
+    super().__init__(env)
+    self._stopwatch, self._name = stopwatch, name
+
+  def step(self, action):
+    with self._stopwatch(self._name):
+      return self.env.step(action)
 
 
 class RunState:
@@ -97,7 +140,9 @@ class Trainer:
     self.logdir = prepare_logdir(config)
     self.repeat = config.env.atari.repeat if config.task.startswith(
         'atari_') else 1
-    self.train_env, self.eval_env = train_env, eval_env
+    self.stopwatch = Stopwatch()
+    self.train_env = TimedEnv(train_env, self.stopwatch)
+    self.eval_env = eval_env
     self.step = embodied.Counter()
     self.state = RunState()
     self.replay = embodied.replay.Uniform(
@@ -164,9 +209,11 @@ class Trainer:
 
   def _on_step(self, tran, worker):
     for _ in range(self.should_train(self.step)):
-      self._batch = next(self._dataset)
-      outs, self._train_state, mets = self.agent.train(
-          self._batch, self._train_state)
+      with self.stopwatch('data'):
+        self._batch = next(self._dataset)
+      with self.stopwatch('train'):
+        outs, self._train_state, mets = self.agent.train(
+            self._batch, self._train_state)
       self.metrics.add(mets, prefix='train')
       self.state.updates += 1
     if self.should_log(self.step):
@@ -179,16 +226,22 @@ class Trainer:
         'frames_per_s': self.progress.frames_per_s,
         'updates_per_s': self.progress.updates_per_s,
         'updates': self.state.updates}, prefix='perf')
+    self.logger.add(self.stopwatch.shares(), prefix='perf/time_share')
     self.logger.add(self.replay.stats, prefix='replay')
     if self.args.report and self._batch is not None:
       self.logger.add(self.agent.report(self._batch), prefix='report')
     self.logger.write()
 
+  def _policy(self, *args, mode):
+    with self.stopwatch('policy'):
+      return self.agent.policy(*args, mode=mode)
+
   def _evaluate(self):
     step = int(self.step)
     self.progress.message(
         f'Evaluating {self.args.eval_eps} episodes at step {step:,}.')
-    result = evaluate(self.agent, self.eval_env, int(self.args.eval_eps))
+    with self.stopwatch('eval'):
+      result = evaluate(self.agent, self.eval_env, int(self.args.eval_eps))
     frames = step * self.repeat
     self.eval_log.write({
         'step': step, 'frames': frames, 'episodes': len(result.returns),
@@ -233,7 +286,7 @@ class Trainer:
         step = int(self.step)
         chunk = min(100, self._next_eval(step) - step, total - step)
         mode = 'explore' if self.should_expl(self.step) else 'train'
-        driver(lambda *a: self.agent.policy(*a, mode=mode), steps=chunk)
+        driver(lambda *a: self._policy(*a, mode=mode), steps=chunk)
         self.progress.update(int(self.step))
         self._check_stop()
         if int(self.step) % int(self.args.eval_every) == 0:

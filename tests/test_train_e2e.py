@@ -113,6 +113,12 @@ def test_run_folder_contents(interrupted_then_resumed):
   harmony = [l for l in lines if 'train/harmony_weight_obs' in l]
   assert harmony and all(l['frames'] == 4 * l['step'] for l in lines)
   assert any('perf/updates_per_s' in l for l in lines)
+  shares = [l for l in lines if 'perf/time_share/train' in l]
+  assert shares
+  for line in shares:
+    parts = {k: v for k, v in line.items() if k.startswith('perf/time_share/')}
+    assert {'perf/time_share/env', 'perf/time_share/other'} <= set(parts)
+    assert abs(sum(parts.values()) - 1) < 1e-6  # The parts do not overlap.
 
 
 def test_persistent_compilation_cache_is_used(interrupted_then_resumed):
