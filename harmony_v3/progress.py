@@ -7,7 +7,7 @@ import time
 
 def format_duration(seconds: float) -> str:
   """1h02m, 3m05s, 42s."""
-  seconds = int(max(0, seconds))
+  seconds = int(round(max(0, seconds)))
   hours, rest = divmod(seconds, 3600)
   minutes, secs = divmod(rest, 60)
   if hours:

@@ -39,6 +39,7 @@ import time
 from typing import Callable, Mapping, Sequence
 
 from .games import ATARI100K_GAMES
+from .progress import format_duration
 
 DEFAULT_LOGROOT = '~/logdir/harmony_v3_atari100k'
 DEFAULT_NUM_SEEDS = 5
@@ -321,18 +322,6 @@ class Launch:
       # The trainer keeps an inherited value over its flag: make them agree.
       env['XLA_PYTHON_CLIENT_MEM_FRACTION'] = f'{self.mem_fraction:g}'
     return env
-
-
-def format_duration(seconds: float) -> str:
-  """1h32m, 5m07s or 42s."""
-  total = int(round(seconds))
-  hours, rest = divmod(total, 3600)
-  minutes, secs = divmod(rest, 60)
-  if hours:
-    return f'{hours}h{minutes:02d}m'
-  if minutes:
-    return f'{minutes}m{secs:02d}s'
-  return f'{secs}s'
 
 
 def _last_line(path: pathlib.Path) -> str:
