@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+import warnings
 from typing import Sequence
 
 import dreamerv3
@@ -125,3 +126,11 @@ def validate(config: embodied.Config) -> None:
                     'with harmony.enabled')
   if problems:
     raise ConfigError('Invalid config:\n  ' + '\n  '.join(problems))
+  if config.harmony.enabled:
+    fixed = {k: config.loss_scales[k] for k in ('image', 'vector', 'reward')
+             if config.loss_scales[k] != 1.0}
+    if fixed:
+      warnings.warn(
+          f'loss_scales {fixed} have no effect with harmony.enabled: the '
+          'harmonizers learn these weights. Use --harmony.enabled False for '
+          'fixed weights.', stacklevel=2)

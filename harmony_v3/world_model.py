@@ -8,9 +8,11 @@ this class recombines them:
   L_dyn    = a * L_dyn_kl + (1 - a) * L_rep_kl,  a = dyn_scale / (dyn_scale + rep_scale)
   total    = harmonious_loss({obs, reward, dyn}) + cont_scale * L_cont
 
-The three `s_i` belong to a `NinjaxHarmonizers` module that is trained by the
-world model's own optimizer (`model_opt`), so they share its Adam state and
-learning rate. With `harmony.enabled: False` every method defers to the base
+The learned weights replace `loss_scales.image`, `.vector` and `.reward`;
+`loss_scales.dyn` and `.rep` only set `a`, and `loss_scales.cont` still
+scales the continuation loss. The three `s_i` belong to a `NinjaxHarmonizers`
+module that is trained by the world model's own optimizer (`model_opt`), so
+they share its Adam state and learning rate. With `harmony.enabled: False` every method defers to the base
 and the loss is DreamerV3's, including any fixed `loss_scales`.
 """
 from __future__ import annotations

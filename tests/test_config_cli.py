@@ -41,6 +41,11 @@ def test_bad_keys_and_values_fail_early(argv, message):
     load_config(['atari100k'], argv)
 
 
+def test_fixed_scales_with_harmony_on_warn():
+  with pytest.warns(UserWarning, match='no effect with harmony.enabled'):
+    load_config(['tiny'], ['--loss_scales.reward', '100'])
+
+
 def test_unknown_preset_lists_the_available_ones():
   with pytest.raises(ConfigError, match='Available: .*tiny'):
     load_config(['atari100k', 'nope'])
