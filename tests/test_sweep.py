@@ -261,7 +261,7 @@ def test_gpu_scheduling_two_gpus_two_runs_each(fake, capsys, monkeypatch):
   smi.write_text(NVIDIA_SMI_2)
   smi.chmod(0o755)
   monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
-  monkeypatch.setenv('FAKE_SLEEP', '0.8')
+  monkeypatch.setenv('FAKE_SLEEP', '2.0')  # Long enough to overlap under load.
   monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.99')  # Replaced.
   logroot = fake / 'logs'
   games = ['pong', 'breakout', 'boxing', 'hero']
