@@ -18,7 +18,11 @@ def make_env(config: embodied.Config, seed: int) -> embodied.Env:
 
 
 def _worker_ctor(config: dict, seed: int):
-  # Runs in the worker process: importing harmony_v3 applies the patches.
+  # Runs in the worker process (spawned): importing harmony_v3 applies the
+  # patches. The worker never computes with JAX; keeping JAX on the CPU makes
+  # sure no worker ever claims GPU memory.
+  import jax
+  jax.config.update('jax_platforms', 'cpu')
   import harmony_v3  # noqa: F401
   return make_env(embodied.Config(config), seed)
 
