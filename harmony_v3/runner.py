@@ -218,6 +218,8 @@ class Trainer:
       self.state.updates += 1
     if self.should_log(self.step):
       self._write_logs()
+    # Last of the step's callbacks: counter and replay already hold this step.
+    self._check_stop()
 
   def _write_logs(self):
     self.progress.rates(int(self.step), self.state.updates)
@@ -333,9 +335,9 @@ class Trainer:
     }
 
   # Interruption ------------------------------------------------------------
-  # SIGTERM or Ctrl-C asks the loop to stop at the next chunk boundary (at
-  # most 100 env steps away), where counters and replay agree; it then saves
-  # and exits. A second signal stops at once, without saving.
+  # SIGTERM or Ctrl-C asks the loop to stop after the current env step and
+  # its train updates, where counters and replay agree; it then saves and
+  # exits. A second signal stops at once, without saving.
 
   def _install_signal_handlers(self):
     self._stop_requested = False
