@@ -138,6 +138,10 @@ def _config(args, rest, method):
   return setup_jax(load_config(args.configs, flags))
 
 
+def _updates_per_round(args) -> int:
+  return max(1, args.updates // args.rounds)
+
+
 def compare_methods(args, rest) -> dict:
   """Both methods in this process, timed in alternating rounds.
 
@@ -146,7 +150,7 @@ def compare_methods(args, rest) -> dict:
   """
   agents = {m: TimedAgent(_config(args, rest, m)) for m in args.methods}
   rates = {m: [] for m in agents}
-  per_round = max(1, args.updates // args.rounds)
+  per_round = _updates_per_round(args)
   for _ in range(args.rounds):
     for method, timed in agents.items():
       rates[method].append(per_round / timed.time(per_round))
@@ -167,7 +171,9 @@ def compare_methods(args, rest) -> dict:
 
 def run_workers(k: int, worker_args: Sequence[str]) -> list[dict]:
   """Start `k` bench workers at once, each with 1/k of the GPU memory."""
-  env = {**os.environ, 'XLA_PYTHON_CLIENT_MEM_FRACTION': f'{0.9 / k:.3f}'}
+  from .sweep import default_mem_fraction  # The sweep's share per run.
+  env = {**os.environ,
+         'XLA_PYTHON_CLIENT_MEM_FRACTION': f'{default_mem_fraction(k):g}'}
   cmd = [sys.executable, '-m', 'harmony_v3.bench', '--worker', *worker_args]
   procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
            for _ in range(k)]
@@ -202,7 +208,8 @@ def concurrent_runs(args, rest) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  args, rest = parse_args(list(sys.argv[1:] if argv is None else argv))
+  argv = list(sys.argv[1:] if argv is None else argv)
+  args, rest = parse_args(argv)
   import harmony_v3  # noqa: F401  (patches)
   if args.worker and args.trajectory:
     timed = TimedAgent(_config(args, rest + ['--jax.metrics_every', '1'],
@@ -212,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   if args.worker:
     timed = TimedAgent(_config(args, rest, 'harmony'))
-    per_round = max(1, args.updates // args.rounds)
+    per_round = _updates_per_round(args)
     rates = [per_round / timed.time(per_round) for _ in range(args.rounds)]
     print('WORKER ' + json.dumps(timed.summary(rates)), flush=True)
     return 0
@@ -221,8 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   else:
     results = compare_methods(args, rest)
   if args.json:
-    results['command'] = ' '.join(['python -m harmony_v3.bench', *(
-        sys.argv[1:] if argv is None else argv)])
+    results['command'] = ' '.join(['python -m harmony_v3.bench', *argv])
     results['date'] = time.strftime('%Y-%m-%d')
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=2, default=str)

@@ -290,7 +290,6 @@ class Trainer:
         mode = 'explore' if self.should_expl(self.step) else 'train'
         driver(lambda *a: self._policy(*a, mode=mode), steps=chunk)
         self.progress.update(int(self.step))
-        self._check_stop()
         if int(self.step) % int(self.args.eval_every) == 0:
           self._evaluate()
           self.save()
