@@ -7,7 +7,7 @@ TASK ?= atari_pong
 CONFIGS ?= atari100k
 ARGS ?=
 
-.PHONY: install install-gpu train test sweep scores bench clean
+.PHONY: install install-gpu train test sweep scores bench wheelhouse clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,21 @@ scores: install
 
 bench: install
 	$(PY) -m harmony_v3.bench $(ARGS)
+
+# Wheels for an offline x86-64 GPU machine with Python 3.12 whose image already
+# has JAX (CUDA), flax, optax, numpy, opencv and matplotlib: everything else
+# the training and bench commands need, dreamerv3 and harmony_v3 included.
+# On that machine: pip install --no-index --no-deps --target DIR $(WHEELHOUSE)/*.whl
+WHEELHOUSE ?= .whl
+TFP_PIN := $(shell grep -o "tfp-nightly==[^']*" setup.py)
+OFFLINE_WHEELS := $(TFP_PIN) decorator gast dm-tree ruamel.yaml \
+	ruamel.yaml.clib gymnasium farama-notifications ale-py tensorboardX
+PLATFORMS := $(foreach tag,1 2014 _2_17 _2_24 _2_27 _2_28,\
+	--platform manylinux$(tag)_x86_64)
+wheelhouse: install
+	$(PY) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp $(PLATFORMS) -d $(WHEELHOUSE) $(OFFLINE_WHEELS)
+	$(PY) -m pip wheel --no-deps -w $(WHEELHOUSE) dreamerv3==1.5.0 .
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -2,13 +2,17 @@
 runs sharing one GPU.
 
   python -m harmony_v3.bench [--configs atari100k] [--updates 200]
-  python -m harmony_v3.bench --concurrency 1 2 4 8   # K runs at once
+  python -m harmony_v3.bench --concurrency 1 2 4 8   # K processes at once
+  python -m harmony_v3.bench --vectorized 1 2 4 8    # R runs in one update
 
 The first form builds both agents in one process with the same preset, batch
 and data, and prints compile time and updates/s of each, and their ratio.
 The second starts K worker processes at once (each a Harmony agent with
 1/K of the GPU memory) and reports the aggregate updates/s, per-run
 updates/s and memory, and the GPU-hours the 130-run sweep would take.
+The third builds one Harmony agent and, for each R, updates R runs (seeds
+0..R-1, each with its own batch) in one vmapped call (`vectorized.py`), and
+reports the same aggregate figures next to the single run's.
 Timings cover train updates only (no environment, policy or evaluation).
 """
 from __future__ import annotations
@@ -41,6 +45,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       choices=['dreamerv3', 'harmony'])
   parser.add_argument('--concurrency', nargs='+', type=int, default=None,
                       help='measure K concurrent runs for each K given')
+  parser.add_argument('--vectorized', nargs='+', type=int, default=None,
+                      help='measure R runs vectorized in one process for each '
+                           'R given')
   parser.add_argument('--json', default=None, help='also write results here')
   parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--trajectory', type=int, default=0,
@@ -58,6 +65,7 @@ class TimedAgent:
     from .envs import make_env
     self.config = config
     env = make_env(config, seed=0)
+    self.obs_space, self.act_space = env.obs_space, env.act_space
     spaces = {**env.obs_space, **env.act_space}
     env.close()
     start = time.perf_counter()
@@ -98,18 +106,30 @@ class TimedAgent:
     return {'losses': losses, 'digest': digest.hexdigest()}
 
   def summary(self, rates: list[float]) -> dict:
-    import jax
-    device = jax.devices(self.config.jax.platform)[0]
-    stats = device.memory_stats() or {}
-    peak = stats.get('peak_bytes_in_use', 0) / 2**30
     return {
         'harmony': bool(self.config.harmony.enabled),
         'compile_s': round(self.compile_s, 2),
         'updates_per_s': float(np.median(rates)),
         'updates_per_s_rounds': [round(r, 3) for r in rates],
-        'peak_memory_gb': peak or None,
-        'device': f'{device.platform}:{getattr(device, "device_kind", "")}',
+        **_device_summary(self.config),
     }
+
+
+def _device_summary(config) -> dict:
+  """The device's name and its peak memory so far (None where unknown)."""
+  import jax
+  device = jax.devices(config.jax.platform)[0]
+  stats = device.memory_stats() or {}
+  peak = stats.get('peak_bytes_in_use', 0) / 2**30
+  return {
+      'peak_memory_gb': peak or None,
+      'device': f'{device.platform}:{getattr(device, "device_kind", "")}',
+  }
+
+
+def _sweep_hours(aggregate_updates_per_s: float) -> float:
+  """Device-hours of updates alone for the 26 x 5 sweep at this throughput."""
+  return SWEEP_RUNS * UPDATES_PER_RUN / aggregate_updates_per_s / 3600
 
 
 def _batch(spaces, config, rng):
@@ -196,14 +216,62 @@ def concurrent_runs(args, rest) -> dict:
   for k in args.concurrency:
     runs = run_workers(k, worker_args)
     total = sum(r['updates_per_s'] for r in runs)
-    hours = SWEEP_RUNS * UPDATES_PER_RUN / total / 3600
+    hours = _sweep_hours(total)
     results[k] = {'aggregate_updates_per_s': total, 'runs': runs,
                   'sweep_gpu_hours_updates_only': hours}
     memory = [r['peak_memory_gb'] for r in runs if r['peak_memory_gb']]
     mem = f'{max(memory):.2f} GB/run' if memory else 'memory n/a'
     print(f'K={k}: {total:7.2f} updates/s aggregate, '
-          f'{total / k:6.2f} per run, {mem}, sweep ~{hours:,.0f} GPU-hours '
+          f'{total / k:6.2f} per run, {mem}, sweep ~{hours:,.0f} device-hours '
           '(updates only)', flush=True)
+  return results
+
+
+def vectorized_runs(args, rest) -> dict:
+  """R runs updated by one vmapped call, for each R in --vectorized.
+
+  The single run (the base JAXAgent's own jit) is timed first in the same
+  process, so the speed-up reads against it directly.
+  """
+  import jax
+  from .vectorized import VectorizedTrain, stack_runs
+  timed = TimedAgent(_config(args, rest, 'harmony'))
+  per_round = _updates_per_round(args)
+  single = np.median([per_round / timed.time(per_round)
+                      for _ in range(args.rounds)])
+  print(f'single run: {single:7.2f} updates/s (compile '
+        f'{timed.compile_s:.1f} s)', flush=True)
+  results = {'single_updates_per_s': float(single)}
+  spaces = {**timed.obs_space, **timed.act_space}
+  for r in args.vectorized:
+    start = time.perf_counter()
+    group = VectorizedTrain(timed.agent, timed.obs_space, timed.act_space,
+                            seeds=range(r))
+    data = jax.device_put(stack_runs(
+        [_batch(spaces, timed.config, np.random.default_rng(seed))
+         for seed in range(r)]), group.device)
+    _, carry, _ = group.train(data)
+    jax.block_until_ready(group.varibs)
+    compile_s = time.perf_counter() - start
+    rates = []
+    for _ in range(args.rounds):
+      start = time.perf_counter()
+      for _ in range(per_round):
+        _, carry, _ = group.train(data, carry)
+      jax.block_until_ready(group.varibs)
+      rates.append(r * per_round / (time.perf_counter() - start))
+    total = float(np.median(rates))
+    summary = _device_summary(timed.config)
+    results[r] = {'aggregate_updates_per_s': total, 'compile_s': compile_s,
+                  'speedup_over_single': total / single,
+                  'sweep_gpu_hours_updates_only': _sweep_hours(total),
+                  'peak_memory_gb_so_far': summary['peak_memory_gb'],
+                  'device': summary['device']}
+    del group, data, carry
+    print(f'R={r}: {total:7.2f} updates/s aggregate, {total / r:6.2f} per '
+          f'run, {total / single:4.2f}x single, compile {compile_s:.1f} s, '
+          f'sweep ~{_sweep_hours(total):,.0f} device-hours (updates only)',
+          flush=True)
   return results
 
 
@@ -225,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   if args.concurrency:
     results = concurrent_runs(args, rest)
+  elif args.vectorized:
+    results = vectorized_runs(args, rest)
   else:
     results = compare_methods(args, rest)
   if args.json:

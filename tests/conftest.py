@@ -28,6 +28,21 @@ def pong_env(tiny_config):
   env.close()
 
 
+@pytest.fixture(scope='module')
+def eager_transfers_allowed():
+  """Lets a test run JAX eagerly after an agent was built in this process.
+
+  Building a JAXAgent sets `jax_transfer_guard` to 'disallow' for the whole
+  process, and from JAX 0.11 on, eager operations on Python or NumPy values
+  count as transfers. Test modules of loss math that run eagerly opt out
+  with this (module-wide, so their module fixtures are covered too); tests
+  of the trainer's own code keep the guard, as production does.
+  """
+  import jax
+  with jax.transfer_guard('allow'):
+    yield
+
+
 def random_batch(config, env, seed=0):
   """A (batch_size, batch_length) batch in the env's spaces, random content."""
   rng = np.random.default_rng(seed)

@@ -10,6 +10,9 @@ from harmony_v3.harmonizer import (combine_kl, harmonious_loss,
                                    regularizer)
 
 
+pytestmark = pytest.mark.usefixtures('eager_transfers_allowed')
+
+
 def test_loss_matches_the_formula():
   losses = {'obs': 300.0, 'reward': 0.2, 'dyn': 3.0}
   s = {'obs': 2.0, 'reward': -1.0, 'dyn': 0.5}

@@ -121,6 +121,15 @@ def test_run_folder_contents(interrupted_then_resumed):
     assert abs(sum(parts.values()) - 1) < 1e-6  # The parts do not overlap.
 
 
+def test_run_summary_of_a_real_run(interrupted_then_resumed):
+  from harmony_v3.run_summary import summarize
+  s = summarize(interrupted_then_resumed['logdir'])
+  assert s['harmony'] and s['steps'] == s['total_steps'] == STEPS
+  assert s['frames_per_s'] > 0 and s['updates_per_s'] > 0
+  assert s['eval']['evaluations'] >= 1 and s['eval']['episodes_per_s'] > 0
+  assert set(s['weights']) == {'reward', 'obs', 'dyn'}
+
+
 def test_persistent_compilation_cache_is_used(interrupted_then_resumed):
   assert interrupted_then_resumed['cache_files'], 'cache folder stayed empty'
 

@@ -9,6 +9,8 @@ from dreamerv3 import ninjax as nj
 from conftest import random_batch
 from harmony_v3.world_model import HarmonyWorldModel
 
+pytestmark = pytest.mark.usefixtures('eager_transfers_allowed')
+
 
 def _preprocess(data):
   # What the base Agent.preprocess does before the world model sees a batch.

@@ -1,0 +1,137 @@
+"""Speed and harmonizer trends of run folders, in one table.
+
+  python -m harmony_v3.run_summary RUN_DIR [RUN_DIR ...] [--json FILE]
+
+For each run folder it reads `config.yaml`, `metrics.jsonl` and `eval.jsonl`
+and reports: agent steps and frames done, training frames/s and updates/s
+(the median over the logging windows after the first, which holds the
+compilation), the projected wall-clock of the whole run at that pace, where
+the time went (env, policy, data, train, eval), evaluation throughput, and
+the harmonizer weights 1/sigma at the first and last log.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Sequence
+
+import numpy as np
+from ruamel.yaml import YAML
+
+from .logs import JSONLines
+from .progress import format_duration
+
+HARMONIZERS = ('reward', 'obs', 'dyn')
+TIME_SHARES = ('env', 'policy', 'data', 'train', 'eval', 'other')
+
+
+def _steady_rate(records: list[dict], key: str) -> float | None:
+  values = [r[key] for r in records[1:] if key in r]
+  if not values:  # A single window: it is all there is.
+    values = [r[key] for r in records if key in r]
+  return float(np.median(values)) if values else None
+
+
+def summarize(run_dir: str | pathlib.Path) -> dict:
+  """The summary of one run folder as a dict (see the module docstring)."""
+  run_dir = pathlib.Path(run_dir)
+  config_path = run_dir / 'config.yaml'
+  if not config_path.exists():
+    raise FileNotFoundError(f'{run_dir} is not a run folder: no config.yaml')
+  config = YAML(typ='safe').load(config_path.read_text())
+  metrics = JSONLines(run_dir / 'metrics.jsonl').read()
+  evals = JSONLines(run_dir / 'eval.jsonl').read()
+  perf = [r for r in metrics if 'perf/frames_per_s' in r]
+  last = metrics[-1] if metrics else {'step': 0, 'frames': 0}
+  repeat = last['frames'] / last['step'] if last['step'] else None
+  total_steps = int(float(config['run']['steps']))
+
+  summary = {
+      'run': str(run_dir),
+      'task': config.get('task'),
+      'harmony': bool(config.get('harmony', {}).get('enabled', False)),
+      'steps': int(last['step']),
+      'frames': int(last['frames']),
+      'total_steps': total_steps,
+      'frames_per_s': _steady_rate(perf, 'perf/frames_per_s'),
+      'updates_per_s': _steady_rate(perf, 'perf/updates_per_s'),
+      'time_share': {k: perf[-1][f'perf/time_share/{k}'] for k in TIME_SHARES
+                     if perf and f'perf/time_share/{k}' in perf[-1]},
+  }
+  fps = summary['frames_per_s']
+  if fps and repeat:
+    summary['projected_run_hours'] = total_steps * repeat / fps / 3600
+
+  if evals:
+    seconds = sum(e['seconds'] for e in evals)
+    episodes = sum(e['episodes'] for e in evals)
+    steps = sum(sum(e['lengths']) for e in evals)
+    summary['eval'] = {
+        'evaluations': len(evals),
+        'episodes_per_s': episodes / seconds if seconds else None,
+        'frames_per_s': steps * (repeat or 1) / seconds if seconds else None,
+        'seconds_per_evaluation': seconds / len(evals),
+        'last_mean': evals[-1]['mean'],
+    }
+
+  weights = [r for r in metrics if 'train/harmony_weight_obs' in r]
+  if weights:
+    summary['weights'] = {
+        name: {'first': weights[0][f'train/harmony_weight_{name}'],
+               'last': weights[-1][f'train/harmony_weight_{name}']}
+        for name in HARMONIZERS}
+  return summary
+
+
+def _fmt(value, spec: str) -> str:
+  return '-' if value is None else format(value, spec)
+
+
+def markdown(summaries: Sequence[dict]) -> str:
+  """A Markdown table, one row per run."""
+  header = ['run', 'method', 'steps', 'frames/s', 'updates/s', 'full run',
+            'time: env/policy/data/train/eval', 'eval episodes/s',
+            'weights reward/obs/dyn (first -> last)']
+  rows = []
+  for s in summaries:
+    shares = '/'.join(f"{100 * s['time_share'].get(k, 0):.0f}%"
+                      for k in TIME_SHARES[:5]) if s['time_share'] else '-'
+    hours = s.get('projected_run_hours')
+    weights = '-'
+    if 'weights' in s:
+      weights = ', '.join(
+          f"{w['first']:.3f} -> {w['last']:.3f}" for w in s['weights'].values())
+    rows.append([
+        s['run'], 'Harmony' if s['harmony'] else 'DreamerV3',
+        f"{s['steps']:,}/{s['total_steps']:,}",
+        _fmt(s['frames_per_s'], '.1f'), _fmt(s['updates_per_s'], '.2f'),
+        format_duration(hours * 3600) if hours else '-', shares,
+        _fmt(s.get('eval', {}).get('episodes_per_s'), '.2f'), weights])
+  lines = ['| ' + ' | '.join(header) + ' |',
+           '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog='python -m harmony_v3.run_summary', description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('runs', nargs='+', help='run folders')
+  parser.add_argument('--json', default=None, help='also write them here')
+  args = parser.parse_args(argv)
+  try:
+    summaries = [summarize(run) for run in args.runs]
+  except (FileNotFoundError, KeyError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  print(markdown(summaries))
+  if args.json:
+    pathlib.Path(args.json).write_text(json.dumps(summaries, indent=2))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,75 @@
+"""run_summary: figures computed from a run folder's logs."""
+import json
+
+import pytest
+
+from harmony_v3 import run_summary
+
+
+def _write_run(path, harmony=True):
+  path.mkdir()
+  (path / 'config.yaml').write_text(
+      f'task: atari_pong\nharmony:\n  enabled: {str(harmony).lower()}\n'
+      'run:\n  steps: 1000.0\n')
+  records = []
+  # The first window holds compilation and is slow; then steady 40 frames/s.
+  for i, (fps, ups) in enumerate([(4.0, 1.0), (40.0, 10.0), (44.0, 11.0),
+                                  (36.0, 9.0)]):
+    record = {'step': 100 * (i + 1), 'frames': 400 * (i + 1),
+              'perf/frames_per_s': fps, 'perf/updates_per_s': ups,
+              'perf/time_share/env': 0.1, 'perf/time_share/train': 0.6,
+              'perf/time_share/eval': 0.2}
+    if harmony:
+      record.update({f'train/harmony_weight_{k}': 1.0 - 0.01 * i
+                     for k in ('reward', 'obs', 'dyn')})
+    records.append(record)
+  (path / 'metrics.jsonl').write_text(
+      ''.join(json.dumps(r) + '\n' for r in records))
+  evals = [{'step': 200, 'frames': 800, 'episodes': 4,
+            'returns': [-21, -20, -21, -20], 'lengths': [800, 800, 900, 900],
+            'mean': -20.5, 'seconds': 8.0},
+           {'step': 400, 'frames': 1600, 'episodes': 4,
+            'returns': [-19, -20, -21, -20], 'lengths': [700, 700, 800, 800],
+            'mean': -20.0, 'seconds': 8.0}]
+  (path / 'eval.jsonl').write_text(''.join(json.dumps(e) + '\n' for e in evals))
+  return path
+
+
+def test_rates_skip_the_compilation_window(tmp_path):
+  s = run_summary.summarize(_write_run(tmp_path / 'run'))
+  assert s['frames_per_s'] == 40.0 and s['updates_per_s'] == 10.0
+  assert s['steps'] == 400 and s['frames'] == 1600
+  # 1000 steps x 4 frames at 40 frames/s.
+  assert s['projected_run_hours'] == pytest.approx(100 / 3600)
+  assert s['time_share'] == {'env': 0.1, 'train': 0.6, 'eval': 0.2}
+
+
+def test_evaluation_throughput(tmp_path):
+  e = run_summary.summarize(_write_run(tmp_path / 'run'))['eval']
+  assert e['evaluations'] == 2
+  assert e['episodes_per_s'] == pytest.approx(8 / 16)
+  assert e['frames_per_s'] == pytest.approx(6400 * 4 / 16)
+  assert e['last_mean'] == -20.0
+
+
+def test_weights_first_and_last(tmp_path):
+  s = run_summary.summarize(_write_run(tmp_path / 'run'))
+  assert s['harmony'] is True
+  assert s['weights']['obs'] == {'first': 1.0, 'last': pytest.approx(0.97)}
+
+
+def test_baseline_run_has_no_weights(tmp_path):
+  s = run_summary.summarize(_write_run(tmp_path / 'run', harmony=False))
+  assert s['harmony'] is False and 'weights' not in s
+
+
+def test_cli_table_and_errors(tmp_path, capsys):
+  runs = [_write_run(tmp_path / 'a'), _write_run(tmp_path / 'b', False)]
+  out_json = tmp_path / 'summary.json'
+  assert run_summary.main([str(r) for r in runs] + ['--json', str(out_json)]) == 0
+  table = capsys.readouterr().out.splitlines()
+  assert len(table) == 4 and 'Harmony' in table[2] and 'DreamerV3' in table[3]
+  assert '1.000 -> 0.970' in table[2]
+  assert len(json.loads(out_json.read_text())) == 2
+  assert run_summary.main([str(tmp_path)]) == 2
+  assert 'no config.yaml' in capsys.readouterr().err
