@@ -214,7 +214,11 @@ def concurrent_runs(args, rest) -> dict:
                  '--updates', str(args.updates), '--rounds', str(args.rounds),
                  *rest]
   for k in args.concurrency:
-    runs = run_workers(k, worker_args)
+    try:
+      runs = run_workers(k, worker_args)
+    except RuntimeError as e:
+      results[k] = _failure(f'K={k}', e)
+      continue
     total = sum(r['updates_per_s'] for r in runs)
     hours = _sweep_hours(total)
     results[k] = {'aggregate_updates_per_s': total, 'runs': runs,
@@ -227,14 +231,20 @@ def concurrent_runs(args, rest) -> dict:
   return results
 
 
+def _failure(label: str, error: Exception) -> dict:
+  """Report one measurement that failed; the others still run."""
+  lines = str(error).strip().splitlines() or ['']
+  message = f'{type(error).__name__}: {lines[0][:300]}'
+  print(f'{label}: failed: {message}', flush=True)
+  return {'error': message}
+
+
 def vectorized_runs(args, rest) -> dict:
   """R runs updated by one vmapped call, for each R in --vectorized.
 
   The single run (the base JAXAgent's own jit) is timed first in the same
   process, so the speed-up reads against it directly.
   """
-  import jax
-  from .vectorized import VectorizedTrain, stack_runs
   timed = TimedAgent(_config(args, rest, 'harmony'))
   per_round = _updates_per_round(args)
   single = np.median([per_round / timed.time(per_round)
@@ -242,42 +252,60 @@ def vectorized_runs(args, rest) -> dict:
   print(f'single run: {single:7.2f} updates/s (compile '
         f'{timed.compile_s:.1f} s)', flush=True)
   results = {'single_updates_per_s': float(single)}
-  spaces = {**timed.obs_space, **timed.act_space}
   for r in args.vectorized:
-    start = time.perf_counter()
-    group = VectorizedTrain(timed.agent, timed.obs_space, timed.act_space,
-                            seeds=range(r))
-    data = jax.device_put(stack_runs(
-        [_batch(spaces, timed.config, np.random.default_rng(seed))
-         for seed in range(r)]), group.device)
-    _, carry, _ = group.train(data)
-    jax.block_until_ready(group.varibs)
-    compile_s = time.perf_counter() - start
-    rates = []
-    for _ in range(args.rounds):
-      start = time.perf_counter()
-      for _ in range(per_round):
-        _, carry, _ = group.train(data, carry)
-      jax.block_until_ready(group.varibs)
-      rates.append(r * per_round / (time.perf_counter() - start))
-    total = float(np.median(rates))
-    summary = _device_summary(timed.config)
-    results[r] = {'aggregate_updates_per_s': total, 'compile_s': compile_s,
-                  'speedup_over_single': total / single,
-                  'sweep_gpu_hours_updates_only': _sweep_hours(total),
-                  'peak_memory_gb_so_far': summary['peak_memory_gb'],
-                  'device': summary['device']}
-    del group, data, carry
-    print(f'R={r}: {total:7.2f} updates/s aggregate, {total / r:6.2f} per '
-          f'run, {total / single:4.2f}x single, compile {compile_s:.1f} s, '
-          f'sweep ~{_sweep_hours(total):,.0f} device-hours (updates only)',
-          flush=True)
+    try:
+      results[r] = _time_group(timed, r, per_round, args.rounds, single)
+    except Exception as e:  # A compiler or memory failure at this size.
+      results[r] = _failure(f'R={r}', e)
   return results
+
+
+def _time_group(timed: TimedAgent, r: int, per_round: int, rounds: int,
+                single: float) -> dict:
+  """Compile and time R vectorized runs built on `timed`'s agent."""
+  import jax
+  from .vectorized import VectorizedTrain, stack_runs
+  spaces = {**timed.obs_space, **timed.act_space}
+  start = time.perf_counter()
+  group = VectorizedTrain(timed.agent, timed.obs_space, timed.act_space,
+                          seeds=range(r))
+  data = jax.device_put(stack_runs(
+      [_batch(spaces, timed.config, np.random.default_rng(seed))
+       for seed in range(r)]), group.device)
+  _, carry, _ = group.train(data)
+  jax.block_until_ready(group.varibs)
+  compile_s = time.perf_counter() - start
+  rates = []
+  for _ in range(rounds):
+    start = time.perf_counter()
+    for _ in range(per_round):
+      _, carry, _ = group.train(data, carry)
+    jax.block_until_ready(group.varibs)
+    rates.append(r * per_round / (time.perf_counter() - start))
+  total = float(np.median(rates))
+  summary = _device_summary(timed.config)
+  print(f'R={r}: {total:7.2f} updates/s aggregate, {total / r:6.2f} per '
+        f'run, {total / single:4.2f}x single, compile {compile_s:.1f} s, '
+        f'sweep ~{_sweep_hours(total):,.0f} device-hours (updates only)',
+        flush=True)
+  return {'aggregate_updates_per_s': total, 'compile_s': compile_s,
+          'speedup_over_single': total / single,
+          'sweep_gpu_hours_updates_only': _sweep_hours(total),
+          'peak_memory_gb_so_far': summary['peak_memory_gb'],
+          'device': summary['device']}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   args, rest = parse_args(argv)
+  from .config import ConfigError, load_config
+  from .games import game_from_task
+  try:  # Bad presets, keys, values or games: a message, not a traceback.
+    load_config(args.configs, ['--task', args.task, *rest])
+    game_from_task(args.task)
+  except (ConfigError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   import harmony_v3  # noqa: F401  (patches)
   if args.worker and args.trajectory:
     timed = TimedAgent(_config(args, rest + ['--jax.metrics_every', '1'],
@@ -302,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results['date'] = time.strftime('%Y-%m-%d')
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=2, default=str)
-  return 0
+  failed = [k for k, v in results.items() if isinstance(v, dict) and 'error' in v]
+  return 1 if failed else 0
 
 
 if __name__ == '__main__':

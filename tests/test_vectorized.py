@@ -92,3 +92,20 @@ def test_rejects_an_empty_group(harmony_agent, pong_env):
   with pytest.raises(ValueError, match='at least one seed'):
     VectorizedTrain(harmony_agent, pong_env.obs_space, pong_env.act_space,
                     seeds=[])
+
+
+def test_bench_reports_each_size_and_goes_on_after_a_failure(tmp_path, python):
+  """`bench --vectorized 0 1`: R=0 cannot be built, R=1 is still measured."""
+  import json
+  import subprocess
+  out = tmp_path / 'bench.json'
+  proc = subprocess.run(
+      [python, '-m', 'harmony_v3.bench', '--configs', 'tiny', '--vectorized',
+       '0', '1', '--updates', '2', '--rounds', '1', '--json', str(out)],
+      capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert 'R=0: failed: ValueError' in proc.stdout
+  results = json.loads(out.read_text())
+  assert 'at least one seed' in results['0']['error']
+  assert results['1']['aggregate_updates_per_s'] > 0
+  assert results['single_updates_per_s'] > 0
