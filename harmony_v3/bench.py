@@ -58,6 +58,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 class TimedAgent:
   """One agent on a fixed random batch, compiled on construction."""
 
+  runs = 1
+
   def __init__(self, config):
     import embodied
     import jax
@@ -162,6 +164,13 @@ def _updates_per_round(args) -> int:
   return max(1, args.updates // args.rounds)
 
 
+def _rates(timed, per_round: int, rounds: int) -> list[float]:
+  """Updates/s of each of `rounds` rounds of `per_round` updates, counting
+  every run that `timed` (a TimedAgent or TimedGroup) updates at once."""
+  return [timed.runs * per_round / timed.time(per_round)
+          for _ in range(rounds)]
+
+
 def compare_methods(args, rest) -> dict:
   """Both methods in this process, timed in alternating rounds.
 
@@ -239,6 +248,35 @@ def _failure(label: str, error: Exception) -> dict:
   return {'error': message}
 
 
+class TimedGroup:
+  """R vectorized runs (seeds 0..R-1, each with its own fixed random batch)
+  built on a TimedAgent's agent, compiled on construction."""
+
+  def __init__(self, timed: TimedAgent, runs: int):
+    import jax
+    from .vectorized import VectorizedTrain, stack_runs
+    self.runs = runs
+    spaces = {**timed.obs_space, **timed.act_space}
+    start = time.perf_counter()
+    self.group = VectorizedTrain(timed.agent, timed.obs_space,
+                                 timed.act_space, seeds=range(runs))
+    self.data = jax.device_put(stack_runs(
+        [_batch(spaces, timed.config, np.random.default_rng(seed))
+         for seed in range(runs)]), self.group.device)
+    _, self.carry, _ = self.group.train(self.data)
+    jax.block_until_ready(self.group.varibs)
+    self.compile_s = time.perf_counter() - start
+
+  def time(self, updates: int) -> float:
+    """Seconds for `updates` updates of every run, waiting for the device."""
+    import jax
+    start = time.perf_counter()
+    for _ in range(updates):
+      _, self.carry, _ = self.group.train(self.data, self.carry)
+    jax.block_until_ready(self.group.varibs)
+    return time.perf_counter() - start
+
+
 def vectorized_runs(args, rest) -> dict:
   """R runs updated by one vmapped call, for each R in --vectorized.
 
@@ -247,52 +285,29 @@ def vectorized_runs(args, rest) -> dict:
   """
   timed = TimedAgent(_config(args, rest, 'harmony'))
   per_round = _updates_per_round(args)
-  single = np.median([per_round / timed.time(per_round)
-                      for _ in range(args.rounds)])
+  single = float(np.median(_rates(timed, per_round, args.rounds)))
   print(f'single run: {single:7.2f} updates/s (compile '
         f'{timed.compile_s:.1f} s)', flush=True)
-  results = {'single_updates_per_s': float(single)}
+  results = {'single_updates_per_s': single}
   for r in args.vectorized:
     try:
-      results[r] = _time_group(timed, r, per_round, args.rounds, single)
+      group = TimedGroup(timed, r)
+      total = float(np.median(_rates(group, per_round, args.rounds)))
     except Exception as e:  # A compiler or memory failure at this size.
       results[r] = _failure(f'R={r}', e)
+      continue
+    compile_s, hours = group.compile_s, _sweep_hours(total)
+    del group  # Frees its device memory before the next size.
+    summary = _device_summary(timed.config)
+    results[r] = {'aggregate_updates_per_s': total, 'compile_s': compile_s,
+                  'speedup_over_single': total / single,
+                  'sweep_gpu_hours_updates_only': hours,
+                  'peak_memory_gb_so_far': summary['peak_memory_gb'],
+                  'device': summary['device']}
+    print(f'R={r}: {total:7.2f} updates/s aggregate, {total / r:6.2f} per '
+          f'run, {total / single:4.2f}x single, compile {compile_s:.1f} s, '
+          f'sweep ~{hours:,.0f} device-hours (updates only)', flush=True)
   return results
-
-
-def _time_group(timed: TimedAgent, r: int, per_round: int, rounds: int,
-                single: float) -> dict:
-  """Compile and time R vectorized runs built on `timed`'s agent."""
-  import jax
-  from .vectorized import VectorizedTrain, stack_runs
-  spaces = {**timed.obs_space, **timed.act_space}
-  start = time.perf_counter()
-  group = VectorizedTrain(timed.agent, timed.obs_space, timed.act_space,
-                          seeds=range(r))
-  data = jax.device_put(stack_runs(
-      [_batch(spaces, timed.config, np.random.default_rng(seed))
-       for seed in range(r)]), group.device)
-  _, carry, _ = group.train(data)
-  jax.block_until_ready(group.varibs)
-  compile_s = time.perf_counter() - start
-  rates = []
-  for _ in range(rounds):
-    start = time.perf_counter()
-    for _ in range(per_round):
-      _, carry, _ = group.train(data, carry)
-    jax.block_until_ready(group.varibs)
-    rates.append(r * per_round / (time.perf_counter() - start))
-  total = float(np.median(rates))
-  summary = _device_summary(timed.config)
-  print(f'R={r}: {total:7.2f} updates/s aggregate, {total / r:6.2f} per '
-        f'run, {total / single:4.2f}x single, compile {compile_s:.1f} s, '
-        f'sweep ~{_sweep_hours(total):,.0f} device-hours (updates only)',
-        flush=True)
-  return {'aggregate_updates_per_s': total, 'compile_s': compile_s,
-          'speedup_over_single': total / single,
-          'sweep_gpu_hours_updates_only': _sweep_hours(total),
-          'peak_memory_gb_so_far': summary['peak_memory_gb'],
-          'device': summary['device']}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,8 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   if args.worker:
     timed = TimedAgent(_config(args, rest, 'harmony'))
-    per_round = _updates_per_round(args)
-    rates = [per_round / timed.time(per_round) for _ in range(args.rounds)]
+    rates = _rates(timed, _updates_per_round(args), args.rounds)
     print('WORKER ' + json.dumps(timed.summary(rates)), flush=True)
     return 0
   if args.concurrency:

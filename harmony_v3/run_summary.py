@@ -18,10 +18,10 @@ import sys
 from typing import Sequence
 
 import numpy as np
-from ruamel.yaml import YAML
 
 from .logs import JSONLines
 from .progress import format_duration
+from .scores import read_config
 
 HARMONIZERS = ('reward', 'obs', 'dyn')
 TIME_SHARES = ('env', 'policy', 'data', 'train', 'eval', 'other')
@@ -37,10 +37,9 @@ def _steady_rate(records: list[dict], key: str) -> float | None:
 def summarize(run_dir: str | pathlib.Path) -> dict:
   """The summary of one run folder as a dict (see the module docstring)."""
   run_dir = pathlib.Path(run_dir)
-  config_path = run_dir / 'config.yaml'
-  if not config_path.exists():
+  if not (run_dir / 'config.yaml').exists():
     raise FileNotFoundError(f'{run_dir} is not a run folder: no config.yaml')
-  config = YAML(typ='safe').load(config_path.read_text())
+  config = read_config(run_dir)
   metrics = JSONLines(run_dir / 'metrics.jsonl').read()
   evals = JSONLines(run_dir / 'eval.jsonl').read()
   perf = [r for r in metrics if 'perf/frames_per_s' in r]

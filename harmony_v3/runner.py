@@ -35,6 +35,10 @@ RESUMABLE_CHANGES = (
     'jax.platform', 'jax.prealloc', 'jax.mem_fraction', 'data_loaders')
 
 
+class StopRequested(KeyboardInterrupt):
+  """Raised at a safe point after SIGTERM or Ctrl-C: save, then exit."""
+
+
 class Stopwatch:
   """Wall-clock seconds spent in named parts of the loop, as shares.
 
@@ -297,15 +301,16 @@ class Trainer:
           self.save()
       self._write_logs()
       self.save()
-    except KeyboardInterrupt as e:
+    except StopRequested:
       self.progress.close()
-      if str(e) != 'stop requested':
-        self.log(f'Stopped at step {int(self.step):,} without saving; '
-                 'resuming starts from the last checkpoint.')
-        raise
       self.log(f'Interrupted at step {int(self.step):,}: saving a checkpoint.')
       self.save()
       self.log('Saved. Run the same command again to resume.')
+      raise
+    except KeyboardInterrupt:  # A second signal: stop at once.
+      self.progress.close()
+      self.log(f'Stopped at step {int(self.step):,} without saving; '
+               'resuming starts from the last checkpoint.')
       raise
     finally:
       self._restore_signal_handlers()
@@ -357,4 +362,4 @@ class Trainer:
 
   def _check_stop(self):
     if self._stop_requested:
-      raise KeyboardInterrupt('stop requested')
+      raise StopRequested()

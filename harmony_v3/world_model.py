@@ -12,8 +12,9 @@ The learned weights replace `loss_scales.image`, `.vector` and `.reward`;
 `loss_scales.dyn` and `.rep` only set `a`, and `loss_scales.cont` still
 scales the continuation loss. The three `s_i` belong to a `NinjaxHarmonizers`
 module that is trained by the world model's own optimizer (`model_opt`), so
-they share its Adam state and learning rate. With `harmony.enabled: False` every method defers to the base
-and the loss is DreamerV3's, including any fixed `loss_scales`.
+they share its Adam state and learning rate. With `harmony.enabled: False`
+every method defers to the base and the loss is DreamerV3's, including any
+fixed `loss_scales`.
 """
 from __future__ import annotations
 
