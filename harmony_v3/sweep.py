@@ -9,8 +9,10 @@
 Runs go to {logroot}/{method}/{game}/seed{seed} (method: harmony or
 dreamerv3), each with its own train.log. Running the same command again skips
 finished runs (done.json) and resumes interrupted ones (checkpoint.ckpt).
-Every visible GPU trains --per-gpu runs at a time; without a GPU the sweep
-stops unless --cpu is given. Ctrl-C or SIGTERM asks every run to save a
+Every visible GPU trains --per-gpu runs at a time. Its default, auto,
+measures the fastest count on the first GPU before the first run and saves
+it in {logroot}/per_gpu.json (calibrate.py). Without a GPU the sweep stops
+unless --cpu is given. Ctrl-C or SIGTERM asks every run to save a
 checkpoint, waits for them and exits with 130. Arguments after `--` go to
 every `python -m harmony_v3.train` call.
 
@@ -38,6 +40,7 @@ import textwrap
 import time
 from typing import Callable, Mapping, Sequence
 
+from . import calibrate
 from .games import ATARI100K_GAMES
 from .progress import format_duration
 
@@ -567,8 +570,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   how.add_argument('--gpus', metavar='IDS',
                    help='GPUs to use, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES'
                         ' if set, else every GPU that nvidia-smi -L lists)')
-  how.add_argument('--per-gpu', type=int, default=1, metavar='K',
-                   help='runs at a time on each GPU (default: 1)')
+  how.add_argument('--per-gpu', type=_per_gpu, default='auto', metavar='K',
+                   help='runs at a time on each GPU, or "auto" (default): '
+                        'measure K = 1, 2, 4, 8 with the bench on the first '
+                        f'GPU and take the fastest (saved in <logroot>/'
+                        f'{calibrate.RESULT_NAME}; see harmony_v3/'
+                        'calibrate.py)')
   how.add_argument('--mem-fraction', type=float, metavar='F',
                    help=f'GPU memory share of each run (default: '
                         f'{GPU_MEMORY_SHARE}/K)')
@@ -591,6 +598,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
+def _per_gpu(text: str) -> int | str:
+  """--per-gpu's value: 'auto' or a count of at least 1."""
+  if text == 'auto':
+    return text
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value < 1:
+    raise argparse.ArgumentTypeError(
+        f'expected "auto" or a count of at least 1, got {text!r}')
+  return value
+
+
 def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
   """(sweep options, trainer flags after the first `--`)."""
   argv = list(argv)
@@ -600,23 +621,54 @@ def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
   return argv, []
 
 
-def choose_devices(args: argparse.Namespace) -> tuple[dict[str, int], str]:
-  """Slots per device and a description; no slots if no GPU was found."""
+def choose_devices(args: argparse.Namespace) -> tuple[list[str], str]:
+  """The GPU ids to use (['cpu'] with --cpu) and where they came from; an
+  empty list if no GPU was found."""
   if args.cpu:
-    return {'cpu': args.cpu_workers}, (
-        f'CPU, {args.cpu_workers} run(s) at a time')
+    return ['cpu'], '--cpu'
   if args.gpus is not None:
     gpus = [g for g in re.split(r'[,\s]+', args.gpus) if g]
-    source = '--gpus'
     if not gpus:
       raise SweepError('--gpus needs GPU ids, e.g. --gpus 0,1')
-  else:
-    gpus, source = detect_gpus()
-  if not gpus:
-    return {}, f'no GPU found ({source})'
-  return {g: args.per_gpu for g in gpus}, (
-      f'GPUs {",".join(gpus)} (from {source}), {args.per_gpu} run(s) per '
-      'GPU')
+    return gpus, '--gpus'
+  return detect_gpus()
+
+
+def resolve_per_gpu(args: argparse.Namespace, gpus: Sequence[str],
+                    extra: Sequence[str], logroot: pathlib.Path,
+                    cache: pathlib.Path | None,
+                    say: Callable[[str], None]) -> int:
+  """--per-gpu's count: as given, or for 'auto' the saved measurement in
+  `logroot` if it matches this sweep, else a new one on the first GPU."""
+  if args.per_gpu != 'auto':
+    return args.per_gpu
+  candidates = calibrate.candidate_counts(
+      len(gpus), calibrate.available_cores(), args.mem_fraction)
+  key = calibrate.measurement_key(args.configs, extra, candidates)
+  record = calibrate.load(logroot, key)
+  if record:
+    say(f'Runs per GPU: {record["per_gpu"]}, from '
+        f'{logroot / calibrate.RESULT_NAME}: {calibrate.describe(record)}. '
+        'Delete that file to measure again, or pass --per-gpu K.')
+    return record['per_gpu']
+  say(f'Measuring runs per GPU on GPU {gpus[0]}: K = '
+      f'{", ".join(map(str, candidates))} bench processes at once with this '
+      f'sweep\'s preset (a few minutes; log: '
+      f'{logroot / calibrate.LOG_NAME})')
+  try:
+    record = calibrate.measure(gpus[0], args.configs, extra, candidates,
+                               logroot, cache, say=say)
+  except calibrate.CalibrationError as e:
+    say(f'warning: could not measure runs per GPU ({e}); using 1 run per '
+        'GPU. Pass --per-gpu K to choose.')
+    return 1
+  say(f'Runs per GPU: {record["per_gpu"]} (the smallest K within '
+      f'{calibrate.TOLERANCE:.0%} of the best; {calibrate.describe(record)})')
+  return record['per_gpu']
+
+
+def _say(text: str) -> None:
+  print(f'{time.strftime("%H:%M:%S")} {text}', flush=True)
 
 
 def _report(logroot: pathlib.Path, say: Callable[[str], None]) -> None:
@@ -649,19 +701,20 @@ def main(argv: Sequence[str] | None = None) -> int:
           args.seeds if args.seeds else range(DEFAULT_NUM_SEEDS)))
     if any(s < 0 for s in seeds):
       raise SweepError('Seeds must be non-negative.')
-    if args.per_gpu < 1 or args.cpu_workers < 1:
-      raise SweepError('--per-gpu and --cpu-workers must be at least 1')
-    mem_fraction = (default_mem_fraction(args.per_gpu)
-                    if args.mem_fraction is None else args.mem_fraction)
-    if not 0 < mem_fraction * args.per_gpu <= 1 + 1e-9:
+    if args.cpu_workers < 1:
+      raise SweepError('--cpu-workers must be at least 1')
+    if args.mem_fraction is not None and not 0 < args.mem_fraction <= 1:
+      raise SweepError('--mem-fraction must be in (0, 1].')
+    if args.per_gpu != 'auto' and args.mem_fraction is not None and (
+        args.mem_fraction * args.per_gpu > 1 + 1e-9):
       raise SweepError(
-          f'--per-gpu {args.per_gpu} runs x --mem-fraction {mem_fraction} '
-          'must fit in one GPU (product at most 1).')
+          f'--per-gpu {args.per_gpu} runs x --mem-fraction '
+          f'{args.mem_fraction} must fit in one GPU (product at most 1).')
     methods = (list(METHODS) if args.both
                else ['dreamerv3'] if args.baseline else ['harmony'])
     check_extra_args(extra)
     check_train_flags(args.configs, methods, extra)
-    slots, devices = choose_devices(args)
+    devices, source = choose_devices(args)
   except SweepError as e:
     print(f'error: {e}', file=sys.stderr)
     return EXIT_USAGE
@@ -675,13 +728,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f', {counts["running"]} running elsewhere'
                     if counts['running'] else ''))
   cache = None if args.no_compilation_cache else logroot / '.jax_cache'
-  launch = Launch(train_command(args.train_cmd), list(args.configs), extra,
-                  args.cpu, mem_fraction, cache)
+  command = train_command(args.train_cmd)
   print(f'Atari 100K sweep: {len(games)} game(s) x {len(seeds)} seed(s) x '
         f'{"+".join(methods)} in {logroot}')
-  print(f'Devices: {devices}' + (
-      '' if args.cpu or not slots else f', mem fraction {mem_fraction:g}'))
-  print(f'Per run: {shlex.join(launch.command)} --task atari_<game> '
+  if args.cpu:
+    print(f'Devices: CPU, {args.cpu_workers} run(s) at a time')
+  elif devices:
+    per_gpu = ('auto (measured before the first run)'
+               if args.per_gpu == 'auto' else args.per_gpu)
+    print(f'Devices: GPUs {",".join(devices)} (from {source}), runs per '
+          f'GPU: {per_gpu}')
+  print(f'Per run: {shlex.join(command)} --task atari_<game> '
         f'--configs {" ".join(args.configs)} --seed <seed> --logdir '
         f'{logroot}/<method>/<game>/seed<seed> ...')
   if args.dry_run:
@@ -690,16 +747,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(count_line + ' (dry run: nothing started)')
     return EXIT_OK
 
-  if not slots:
-    print(f'error: {devices}. Atari 100K needs a GPU (~1.5 h per run on an '
-          'H100; days on a CPU). Use --gpus IDS to name GPUs, or --cpu to '
-          'train on the CPU anyway (--cpu-workers N at a time).',
+  if not devices:
+    print(f'error: no GPU found ({source}). Atari 100K needs a GPU (~1.5 h '
+          'per run on an H100; days on a CPU). Use --gpus IDS to name GPUs, '
+          'or --cpu to train on the CPU anyway (--cpu-workers N at a time).',
           file=sys.stderr)
     return EXIT_USAGE
-  if not args.cpu and not args.no_gpu_check and counts['done'] < len(runs):
-    problem = check_jax_gpu(next(iter(slots)))
+  pending = counts['done'] < len(runs)
+  if not args.cpu and not args.no_gpu_check and pending:
+    problem = check_jax_gpu(devices[0])
     if problem:
-      print(f'error: JAX cannot use GPU {next(iter(slots))}: {problem}\n'
+      print(f'error: JAX cannot use GPU {devices[0]}: {problem}\n'
             'Install a CUDA jaxlib (pip install "jax[cuda12]"), pass --cpu '
             'to train on the CPU, or --no-gpu-check to skip this check.',
             file=sys.stderr)
@@ -707,6 +765,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   print(count_line + (f'; skipping the {counts["done"]} done'
                       if counts['done'] else ''), flush=True)
+  if args.cpu:
+    slots, mem_fraction = {'cpu': args.cpu_workers}, 0.0
+  else:
+    per_gpu = 1
+    if pending:
+      try:
+        per_gpu = resolve_per_gpu(args, devices, extra, logroot, cache,
+                                  _say)
+      except KeyboardInterrupt:
+        print('Interrupted while measuring runs per GPU: nothing was '
+              'trained.', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    slots = {gpu: per_gpu for gpu in devices}
+    mem_fraction = (default_mem_fraction(per_gpu)
+                    if args.mem_fraction is None else args.mem_fraction)
+    _say(f'{per_gpu} run(s) per GPU, memory fraction {mem_fraction:g} each')
+  launch = Launch(command, list(args.configs), extra, args.cpu, mem_fraction,
+                  cache)
   sweep = Sweep(runs, slots, launch)
   code = sweep.execute()
   print(sweep.summary(), flush=True)
