@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ import time
 import pytest
 
 from harmony_v3 import calibrate, sweep
-from test_sweep import FAKE_TRAINER, flag, max_overlap, records, run_main
+from test_sweep import (FAKE_TRAINER, flag, max_overlap, read_jsonl, records,
+                        run_main, terminate)
 
 # Writes `bench --concurrency` JSON with the rates of $FAKE_BENCH_RATES
 # ("1:18,2:30"; "x" for a failed K), prints its K= lines, and appends its
@@ -150,10 +150,7 @@ def gpu_sweep(tmp_path, monkeypatch):
 
 
 def bench_calls(folder):
-  path = folder / 'bench_calls.jsonl'
-  if not path.exists():
-    return []
-  return [json.loads(line) for line in path.read_text().splitlines()]
+  return read_jsonl(folder / 'bench_calls.jsonl')
 
 
 def trainer_calls(logroot, games):
@@ -259,12 +256,7 @@ def test_sigterm_while_measuring_stops_the_bench_and_trains_nothing(
   while time.time() < deadline and not pid_file.exists():
     time.sleep(0.1)
   bench_pid = int(pid_file.read_text())
-  proc.send_signal(signal.SIGTERM)
-  try:
-    out, _ = proc.communicate(timeout=40)
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    raise
+  out = terminate(proc, timeout=40)
   assert proc.returncode == 130, out
   assert 'nothing was trained' in out
   with pytest.raises(ProcessLookupError):

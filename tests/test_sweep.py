@@ -86,15 +86,31 @@ def plan_lines(out):
   return [m.groups() for m in map(PLAN_LINE.match, out.splitlines()) if m]
 
 
-def records(folder):
-  path = folder / 'fake_runs.jsonl'
+def read_jsonl(path):
+  """The records of a JSON-lines file; none if it does not exist."""
   if not path.exists():
     return []
   return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def records(folder):
+  """The fake trainer's calls in run folder `folder`."""
+  return read_jsonl(folder / 'fake_runs.jsonl')
+
+
 def flag(argv, name):
   return argv[argv.index(name) + 1]
+
+
+def terminate(proc, timeout):
+  """SIGTERM to `proc`; its output once it exits (killed after `timeout`)."""
+  proc.send_signal(signal.SIGTERM)
+  try:
+    out, _ = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    raise
+  return out
 
 
 def max_overlap(intervals):
@@ -389,12 +405,7 @@ def test_sigterm_stops_runs_with_checkpoints_and_exits_130(fake):
       p.exists() and 'fake training' in p.read_text() for p in logs):
     time.sleep(0.1)
   assert all(sweep.is_locked(p.parent) for p in logs)  # Held by trainers.
-  proc.send_signal(signal.SIGTERM)
-  try:
-    out, _ = proc.communicate(timeout=20)
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    raise
+  out = terminate(proc, timeout=20)
   assert proc.returncode == 130, out
   for game in ('pong', 'breakout'):
     folder = logroot / f'harmony/{game}/seed0'
