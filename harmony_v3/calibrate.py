@@ -117,9 +117,7 @@ def bench_command(candidates: Sequence[int], configs: Sequence[str],
   command += ['--concurrency', *map(str, candidates), '--configs', *configs,
               '--updates', str(updates), '--rounds', str(rounds),
               '--json', str(json_path)]
-  has_cache = any(a.split('=', 1)[0] == '--run.compilation_cache'
-                  for a in extra)
-  if cache and not has_cache:
+  if cache:
     command += ['--run.compilation_cache', str(cache)]
   return command + list(extra)
 

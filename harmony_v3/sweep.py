@@ -310,7 +310,7 @@ class Launch:
       args += ['--jax.platform', 'cpu']
     else:
       args += ['--jax.mem_fraction', f'{self.mem_fraction:g}']
-    if self.cache and 'run.compilation_cache' not in flag_keys(self.extra):
+    if self.cache:
       args += ['--run.compilation_cache', str(self.cache)]
     return args + list(self.extra)
 
@@ -373,7 +373,7 @@ class Sweep:
     self.forwarded = 0
 
   def say(self, text: str) -> None:
-    self.out(f'{time.strftime("%H:%M:%S")} {text}')
+    self.out(_stamped(text))
 
   @property
   def stopping(self) -> bool:
@@ -667,8 +667,13 @@ def resolve_per_gpu(args: argparse.Namespace, gpus: Sequence[str],
   return record['per_gpu']
 
 
+def _stamped(text: str) -> str:
+  """`text` after the time of day, as every sweep progress line."""
+  return f'{time.strftime("%H:%M:%S")} {text}'
+
+
 def _say(text: str) -> None:
-  print(f'{time.strftime("%H:%M:%S")} {text}', flush=True)
+  print(_stamped(text), flush=True)
 
 
 def _report(logroot: pathlib.Path, say: Callable[[str], None]) -> None:
@@ -727,7 +732,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f'{counts["resume"]} resume, {counts["new"]} new' + (
                     f', {counts["running"]} running elsewhere'
                     if counts['running'] else ''))
-  cache = None if args.no_compilation_cache else logroot / '.jax_cache'
+  # One cache for every run and the runs-per-GPU bench, unless turned off or
+  # named by the user after `--` (then that flag reaches each of them).
+  cache = (None if args.no_compilation_cache
+           or 'run.compilation_cache' in flag_keys(extra)
+           else logroot / '.jax_cache')
   command = train_command(args.train_cmd)
   print(f'Atari 100K sweep: {len(games)} game(s) x {len(seeds)} seed(s) x '
         f'{"+".join(methods)} in {logroot}')

@@ -309,7 +309,8 @@ def test_cpu_mode_workers_and_pass_through_flags(fake, capsys, monkeypatch):
   code, out, _ = run_main(
       capsys, '--cpu', '--cpu-workers', '2', '--baseline', '--games', 'pong',
       'breakout', 'boxing', '--seeds', '3', '--configs', 'tiny',
-      '--logroot', logroot, '--no-report', '--', '--run.log_every', '7')
+      '--logroot', logroot, '--no-report', '--', '--run.log_every', '7',
+      '--run.compilation_cache', fake / 'my_cache')
   assert code == 0, out
   calls = [c for g in ('pong', 'breakout', 'boxing')
            for c in records(logroot / f'dreamerv3/{g}/seed3')]
@@ -321,6 +322,9 @@ def test_cpu_mode_workers_and_pass_through_flags(fake, capsys, monkeypatch):
     assert flag(argv, '--harmony.enabled') == 'False'
     assert flag(argv, '--configs') == 'tiny'
     assert flag(argv, '--run.log_every') == '7'
+    # The user's cache replaces the sweep's own, and comes once.
+    assert argv.count('--run.compilation_cache') == 1
+    assert flag(argv, '--run.compilation_cache') == str(fake / 'my_cache')
     assert flag(argv, '--seed') == '3'
     assert '--jax.mem_fraction' not in argv
   assert max_overlap([(c['start'], c['end']) for c in calls]) == 2
