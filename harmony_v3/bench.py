@@ -55,10 +55,36 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   return parser.parse_known_args(argv)
 
 
-class TimedAgent:
-  """One agent on a fixed random batch, compiled on construction."""
+class TimedUpdates:
+  """The timing loop of TimedAgent and TimedGroup. A subclass defines
+  `update()` (one train update of each of its `runs` runs, returning the
+  metrics) and `varibs` (the variables that update writes)."""
 
   runs = 1
+
+  def update(self) -> dict:
+    raise NotImplementedError
+
+  def _compile(self) -> None:
+    """The first update, which compiles; its seconds become compile_s."""
+    import jax
+    start = time.perf_counter()
+    self.update()
+    jax.block_until_ready(self.varibs)
+    self.compile_s += time.perf_counter() - start
+
+  def time(self, updates: int) -> float:
+    """Seconds for `updates` updates of every run, waiting for the device."""
+    import jax
+    start = time.perf_counter()
+    for _ in range(updates):
+      self.update()
+    jax.block_until_ready(self.varibs)
+    return time.perf_counter() - start
+
+
+class TimedAgent(TimedUpdates):
+  """One agent on a fixed random batch, compiled on construction."""
 
   def __init__(self, config):
     import embodied
@@ -75,18 +101,17 @@ class TimedAgent:
         env.obs_space, env.act_space, embodied.Counter(), config)
     self.data = jax.device_put(
         _batch(spaces, config, np.random.default_rng(0)))
-    _, self.state, _ = self.agent.train(self.data, None)
-    jax.block_until_ready(self.agent.varibs)
+    self.state = None
     self.compile_s = time.perf_counter() - start
+    self._compile()
 
-  def time(self, updates: int) -> float:
-    """Seconds for `updates` train updates, waiting for the device."""
-    import jax
-    start = time.perf_counter()
-    for _ in range(updates):
-      _, self.state, _ = self.agent.train(self.data, self.state)
-    jax.block_until_ready(self.agent.varibs)
-    return time.perf_counter() - start
+  @property
+  def varibs(self):
+    return self.agent.varibs
+
+  def update(self) -> dict:
+    _, self.state, mets = self.agent.train(self.data, self.state)
+    return mets
 
   def trajectory(self, updates: int) -> dict:
     """Model losses of the next `updates` updates and a digest of the state.
@@ -96,11 +121,9 @@ class TimedAgent:
     """
     import hashlib
     import jax
-    losses = []
-    for _ in range(updates):
-      _, self.state, mets = self.agent.train(self.data, self.state)
-      losses.append(float(mets['model_loss_mean']))
-    varibs = jax.device_get(self.agent.varibs)
+    losses = [float(self.update()['model_loss_mean'])
+              for _ in range(updates)]
+    varibs = jax.device_get(self.varibs)
     digest = hashlib.sha256()
     for key in sorted(varibs):
       for leaf in jax.tree_util.tree_leaves(varibs[key]):
@@ -166,7 +189,7 @@ def _updates_per_round(args) -> int:
 
 def _rates(timed, per_round: int, rounds: int) -> list[float]:
   """Updates/s of each of `rounds` rounds of `per_round` updates, counting
-  every run that `timed` (a TimedAgent or TimedGroup) updates at once."""
+  every run that `timed` (a TimedUpdates) updates at once."""
   return [timed.runs * per_round / timed.time(per_round)
           for _ in range(rounds)]
 
@@ -248,7 +271,7 @@ def _failure(label: str, error: Exception) -> dict:
   return {'error': message}
 
 
-class TimedGroup:
+class TimedGroup(TimedUpdates):
   """R vectorized runs (seeds 0..R-1, each with its own fixed random batch)
   built on a TimedAgent's agent, compiled on construction."""
 
@@ -263,18 +286,17 @@ class TimedGroup:
     self.data = jax.device_put(stack_runs(
         [_batch(spaces, timed.config, np.random.default_rng(seed))
          for seed in range(runs)]), self.group.device)
-    _, self.carry, _ = self.group.train(self.data)
-    jax.block_until_ready(self.group.varibs)
+    self.carry = None
     self.compile_s = time.perf_counter() - start
+    self._compile()
 
-  def time(self, updates: int) -> float:
-    """Seconds for `updates` updates of every run, waiting for the device."""
-    import jax
-    start = time.perf_counter()
-    for _ in range(updates):
-      _, self.carry, _ = self.group.train(self.data, self.carry)
-    jax.block_until_ready(self.group.varibs)
-    return time.perf_counter() - start
+  @property
+  def varibs(self):
+    return self.group.varibs
+
+  def update(self) -> dict:
+    _, self.carry, mets = self.group.train(self.data, self.carry)
+    return mets
 
 
 def vectorized_runs(args, rest) -> dict:
