@@ -14,7 +14,8 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     license='MIT',
     python_requires='>=3.11',
-    packages=['harmony_v3', 'harmony_v3.patches', 'harmony_v3.configs'],
+    packages=['harmony_v3', 'harmony_v3.patches', 'harmony_v3.configs',
+              'harmony_v3.study'],
     package_dir={
         'harmony_v3': 'harmony_v3',
         'harmony_v3.patches': 'patches',

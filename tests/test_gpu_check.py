@@ -40,3 +40,34 @@ def test_bench_rejects_bad_input_with_a_message(python):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_quick_profile_limits_each_stage_and_records_every_status(
+    tmp_path, python):
+  # The CPU smoke of PROFILE=quick's plumbing: bench, train and study get a
+  # 1 s limit, so they time out; each still leaves its JSON, the next stage
+  # runs, and stages.json lists them all.
+  proc = _run_script(tmp_path, python, PROFILE='quick', CONFIGS='tiny',
+                     LIMIT_ENV='120', LIMIT_BENCH='1', LIMIT_TRAIN='1',
+                     LIMIT_STUDY='1')
+  out = tmp_path / 'out'
+  assert proc.returncode == 1, proc.stdout[-2000:]
+  stages = json.loads((out / 'stages.json').read_text())
+  assert stages['profile'] == 'quick'
+  status = {s['stage']: s['status'] for s in stages['stages']}
+  assert status == {'install': 'ok', 'env': 'ok', 'bench': 'timeout',
+                    'train': 'timeout', 'study': 'timeout'}
+  for stage in ('bench', 'train', 'study'):
+    entry = json.loads((out / f'{stage}.json').read_text())
+    assert entry['status'] == 'timeout' and entry['limit_s'] == 1
+    assert entry['seconds'] <= 15
+  assert json.loads((out / 'env.json').read_text())['dreamerv3'] == '1.5.0'
+  log = (out / 'gpu_check.log').read_text()
+  assert 'stage study (time limit 1 s)' in log
+  assert 'harmony_v3.study --quick' in log
+  assert 'nothing to install' in log
+
+
+def test_unknown_profile_is_refused(tmp_path, python):
+  proc = _run_script(tmp_path, python, PROFILE='slow')
+  assert proc.returncode == 2 and "unknown PROFILE 'slow'" in proc.stdout
