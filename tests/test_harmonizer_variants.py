@@ -21,7 +21,7 @@ TASKS = ('reward', 'obs', 'dyn')
 
 def _run(fn, state, *args):
   """One call of the impure `fn` under nj.pure; returns (out, new state)."""
-  return nj.pure(fn)(state, jax.random.PRNGKey(0), *args)
+  return nj.pure(lambda *a: fn(*a))(state, jax.random.PRNGKey(0), *args)
 
 
 @pytest.mark.parametrize('rectified', [True, False])
@@ -86,12 +86,7 @@ def test_own_lr_moves_s_by_its_learning_rate(lr):
   # And it follows the constant-loss trajectory of the measurement exactly.
   trajectory = adaptation.s_trajectory(300.0, lr, steps)
   np.testing.assert_allclose(s['obs'], trajectory[-1], rtol=1e-5)
-  assert any(k.endswith('opt_state') for k in _flat_keys(state))
-
-
-def _flat_keys(state):
-  return [jax.tree_util.keystr(p) for p, _ in
-          jax.tree_util.tree_flatten_with_path(state)[0]]
+  assert 'h/opt_state' in state  # Its own optax Adam state.
 
 
 def test_config_picks_the_variant_and_the_default_is_the_papers():

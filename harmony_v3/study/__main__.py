@@ -3,4 +3,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == '__main__':  # Not in the study's worker processes (spawn).
+  sys.exit(main())

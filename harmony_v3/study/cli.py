@@ -24,7 +24,7 @@ from . import settings as study_settings
 
 USAGE = """python -m harmony_v3.study [--out DIR] [--quick] [--arms ARM ...]
     [--seeds N] [--updates N] [--games GAME ...] [--platform auto|cpu|gpu]
-    [--progress auto|bar|lines|off] [--json FILE]"""
+    [--progress auto|bar|lines|off] [--workers N] [--json FILE]"""
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -47,6 +47,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       choices=['auto', 'cpu', 'gpu'])
   parser.add_argument('--progress', default='auto',
                       choices=['auto', 'bar', 'lines', 'off'])
+  parser.add_argument('--workers', type=int, default=None,
+                      help='processes training arms at once (default: 2 on '
+                           'a CPU with 2 or more cores, 1 on a GPU)')
   parser.add_argument('--json', default=None,
                       help='also write the table, reference and timing here')
   return parser.parse_args(argv)
@@ -62,7 +65,8 @@ def build_settings(args) -> study_settings.Settings:
 
 class StudyProgress:
   """One status line (in place on a TTY, else a line every 30 s) with the
-  current arm, seed, update, speed, last held-out error and the study's ETA."""
+  runs in progress, the study's updates and ETA, and the last held-out
+  error."""
 
   def __init__(self, total_updates: int, mode: str = 'auto', stream=None):
     self.stream = stream or sys.stdout
@@ -71,43 +75,45 @@ class StudyProgress:
     self.mode = mode
     self.every = 0.5 if mode == 'bar' else 30.0
     self.total = total_updates
-    self.done = 0
+    self.finished = 0      # updates of finished runs
+    self.active = {}       # label -> updates done
     self.start = time.time()
     self._last = 0.0
     self.text = ''
 
-  def update(self, label: str, update: int, of: int, metrics: dict | None,
-             completed: bool = False) -> None:
+  def update(self, label: str, update: int, of: int,
+             metrics: dict | None) -> None:
+    """Record run `label` at `update` of `of`; print if it is time."""
+    self.active[label] = update
     if metrics:
-      self.text = (f"held-out reward error {metrics['reward_mse_tf']:.3f} tf"
-                   f" / {metrics['reward_mse_ol']:.3f} ol, obs "
+      self.text = (f"{label}: held-out reward error "
+                   f"{metrics['reward_mse_tf']:.4f} tf / "
+                   f"{metrics['reward_mse_ol']:.4f} ol, obs "
                    f"{metrics['obs_loss_tf']:.1f}")
-    done = self.done + update
-    elapsed = time.time() - self.start
-    eta = (self.total - done) * elapsed / done if done else 0
-    line = (f'[{label}] update {update:,}/{of:,} | study {done:,}/'
-            f'{self.total:,} updates, ETA {format_duration(eta)} | '
-            f'{self.text}')
     now = time.time()
-    if self.mode == 'off' or (now - self._last < self.every and not completed
-                              and metrics is None):
+    if self.mode == 'off' or (now - self._last < self.every and not metrics):
       return
     self._last = now
+    done = self.finished + sum(self.active.values())
+    elapsed = now - self.start
+    eta = (self.total - done) * elapsed / done if done else 0
+    runs = ', '.join(f'{k} {v:,}/{of:,}' for k, v in self.active.items())
+    line = (f'[{runs}] study {done:,}/{self.total:,} updates, ETA '
+            f'{format_duration(eta)} | {self.text}')
     if self.mode == 'bar':
-      self.stream.write('\r\033[K' + line + ('\n' if completed else ''))
+      self.stream.write('\r\033[K' + line)
     else:
       self.stream.write(line + '\n')
     self.stream.flush()
 
-  def finish_run(self, updates: int) -> None:
-    self.done += updates
+  def finish_run(self, label: str) -> None:
+    self.finished += self.active.pop(label, 0)
 
   def message(self, text: str) -> None:
     if self.mode == 'bar':
       self.stream.write('\r\033[K')
-    if self.mode != 'off' or text:
-      self.stream.write(text + '\n')
-      self.stream.flush()
+    self.stream.write(text + '\n')
+    self.stream.flush()
 
 
 def _check_study_file(out: pathlib.Path, settings) -> str | None:
@@ -139,71 +145,66 @@ def _setup_platform(platform: str) -> str:
 
 
 def run(settings, out: pathlib.Path, platform: str,
-        progress_mode: str = 'auto') -> dict:
+        progress_mode: str = 'auto', workers: int = 1) -> dict:
   """Run (or resume) the study in `out`; returns the report's paths."""
-  import embodied
-  import numpy as np
   import harmony_v3  # noqa: F401  (patches)
   from .. import adaptation
   from . import data as study_data
+  from . import jobs as study_jobs
   from . import report, runs
   from .data import write_json_atomic
-  from .model import WorldModelArm
 
   out.mkdir(parents=True, exist_ok=True)
-  results_dir = out / 'results'
-  results_dir.mkdir(exist_ok=True)
+  (out / 'results').mkdir(exist_ok=True)
   write_json_atomic(out / 'study.json', {
       'settings': dataclasses.asdict(settings),
       'command': 'python -m harmony_v3.study ' + ' '.join(sys.argv[1:])})
-  todo = [(arm, seed) for arm in settings.arms for seed in settings.seeds
-          if not (results_dir / f'{arm}__seed{seed}.json').exists()]
-  progress = StudyProgress(len(todo) * settings.updates, progress_mode)
+  todo = [(arm, [s for s in settings.seeds if not study_jobs.result_path(
+      out, arm, s).exists()]) for arm in settings.arms]
+  todo = [(arm, seeds) for arm, seeds in todo if seeds]
+  runs_left = sum(len(seeds) for _, seeds in todo)
+  progress = StudyProgress(runs_left * settings.updates, progress_mode)
   say = progress.message
   train, heldout_split, info = study_data.load_or_collect(
       out / 'data', settings.games, settings.train_steps_per_game,
       settings.heldout_steps_per_game, settings.data_seed, say)
-  num_actions = max(info['action_sets'].values())
-  heldout = runs.HeldOut(heldout_split, settings, num_actions)
+  del train  # The training processes load it themselves.
+  heldout = runs.HeldOut(heldout_split, settings,
+                         max(info['action_sets'].values()))
+  del heldout_split
   reference = study_data_reference(info, heldout)
   write_json_atomic(out / 'reference.json', reference)
   say('Reference (the training set\'s mean symlog reward of each game): '
       f"held-out reward error {reference['reward_mse_tf']:.4f}")
-  done = len(settings.arms) * len(settings.seeds) - len(todo)
-  if done:
-    say(f'Resuming: {done} of {len(settings.arms) * len(settings.seeds)} '
-        '(arm, seed) results already in results/, skipped')
-  obs_space = {
-      'image': embodied.Space(np.uint8, train.image.shape[1:]),
-      'reward': embodied.Space(np.float32),
-      'is_first': embodied.Space(bool), 'is_last': embodied.Space(bool),
-      'is_terminal': embodied.Space(bool)}
-  act_space = {'action': embodied.Space(np.float32, (num_actions,), 0, 1)}
-  for arm in settings.arms:
-    seeds = [s for a, s in todo if a == arm]
-    if not seeds:
-      continue
-    if arm in study_settings.NOT_PAPER:
-      say(f'Arm {arm}: NOT the paper\'s setting (an opt-in variant).')
-    config = study_settings.arm_config(settings, arm, platform)
-    model = WorldModelArm(config, obs_space, act_space, settings.context,
-                          fast_compile=settings.fast_compile)
-    for seed in seeds:
-      label = f'{arm} seed {seed}'
-      result = runs.train_one(
-          model, arm, seed, train, heldout, settings, num_actions,
-          lambda u, m: progress.update(label, u, settings.updates, m,
-                                       completed=u == settings.updates))
-      result['dataset'] = info['settings']
-      write_json_atomic(results_dir / f'{arm}__seed{seed}.json', result)
-      progress.finish_run(settings.updates)
-      say(f"Done {label}: {result['timing']['updates_per_s']:.2f} updates/s, "
-          f"compile {result['timing']['compile_s']:.0f} s; held-out reward "
-          f"error {result['final']['reward_mse_tf']:.4f} (reference "
+  total = len(settings.arms) * len(settings.seeds)
+  if runs_left < total:
+    say(f'Resuming: {total - runs_left} of {total} (arm, seed) results '
+        'already in results/, skipped')
+  if runs_left and workers > 1:
+    say(f'Training {runs_left} (arm, seed) runs in {min(workers, len(todo))} '
+        'worker processes, one arm per worker at a time.')
+
+  def handle(event):
+    kind = event[0]
+    if kind == 'progress':
+      progress.update(*event[1:])
+    elif kind == 'message':
+      say(event[1])
+    elif kind == 'done':
+      label, result = event[1:]
+      progress.finish_run(label)
+      timing = result['timing']
+      say(f"Done {label}: {timing['updates_per_s']:.2f} updates/s, compile "
+          f"{timing['compile_s']:.0f} s; held-out reward error "
+          f"{result['final']['reward_mse_tf']:.4f} (reference "
           f"{reference['reward_mse_tf']:.4f})")
+
+  errors = study_jobs.run_jobs(out, settings, platform, todo, workers, handle)
+  if errors:
+    raise RuntimeError('study worker failed:\n' + '\n'.join(errors))
   paths = report.write(out, reference)
   paths['rows'] = report.aggregate(
-      report.read_results(results_dir), reference)
+      report.read_results(out / 'results'), reference)
   measured = adaptation.measure([1, 5, 150, 1500],
                                 [adaptation.PAPER_LR, 1e-3, 1e-2])
   (out / 'adaptation.md').write_text(
@@ -241,8 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   from .data import DatasetError
   try:
     platform = _setup_platform(args.platform)
+    # One process on an accelerator: a second would not get its memory.
+    workers = 1 if platform != 'cpu' else args.workers or min(
+        2, os.cpu_count() or 1)
     start = time.time()
-    paths = run(settings, out, platform, args.progress)
+    paths = run(settings, out, platform, args.progress, workers)
   except (DatasetError, study_settings.StudyError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
