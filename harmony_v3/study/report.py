@@ -191,11 +191,13 @@ def figures(by_arm: dict[str, list[dict]], reference: dict,
         label = arm + (' (not the paper)' if arm in NOT_PAPER else '')
         ax.plot(updates, weight, color=colors.get(arm), label=label)
         ax.plot(updates, optimum, color=colors.get(arm), ls=':', lw=1)
-      ax.set_title(f'{task} harmonizer: weight 1/sigma (solid) and App. B '
-                   'optimum of the running mean (dotted)', fontsize=8)
+      ax.set_title(f'{task} harmonizer', fontsize=10)
       ax.set_xlabel('updates')
       ax.set_yscale('log')
+    axes[0].set_ylabel('weight 1/sigma')
     axes[0].legend(fontsize=7)
+    fig.suptitle('Harmonizer weights (solid) and the App. B optimum of the '
+                 'running mean loss (dotted), mean over seeds', fontsize=10)
     fig.tight_layout()
     paths.append(folder / 'harmonizer_weights.png')
     fig.savefig(paths[-1], dpi=110)

@@ -44,7 +44,7 @@ class Settings:
   data_seed: int = 0
   arms: tuple[str, ...] = tuple(ARMS)
   seeds: tuple[int, ...] = (0, 1)
-  updates: int = 2_500
+  updates: int = 2_000
   eval_every: int = 500
   batch_size: int = 4
   batch_length: int = 16
