@@ -26,7 +26,7 @@ TABLE_FILES = ('atari100k_scores.md', 'atari100k_scores.csv',
 
 
 def make_sweep(root: pathlib.Path) -> None:
-  """A sweep with every kind of gap: cut, unfinished, duplicate, missing runs."""
+  """A sweep with every kind of gap: cut, unfinished, duplicate, missing."""
   for seed, final in enumerate([10.0, 14.0, 18.0]):
     write_run(root, 'pong', seed, final)
     write_run(root, 'pong', seed, final - 20.0, harmony=False)
