@@ -32,7 +32,7 @@ test: install
 	$(PY) -m pytest tests
 
 sweep: install
-	PATH=$(abspath $(VENV))/bin:$$PATH ./run_atari100k.sh $(ARGS)
+	PATH=$(abspath $(VENV))/bin:$$PATH PYTHON=$(abspath $(PY)) ./run_atari100k.sh $(ARGS)
 
 scores: install
 	$(PY) -m harmony_v3.scores $(ARGS)
