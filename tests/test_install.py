@@ -31,7 +31,7 @@ import pytest
 import harmony_v3
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-OLDEST_PIP = '23.2.1'
+OLDEST_PIP = '23.2.1'  # What Python 3.11 ships: the oldest pip supported.
 NAME = f'harmony_v3-{harmony_v3.__version__}'
 SOURCE_IGNORE = shutil.ignore_patterns(
     '.git', '.venv*', 'build', 'dist', '*.egg-info', '__pycache__',
@@ -67,6 +67,11 @@ def run(*args, cwd=None, check=True, **kwargs) -> subprocess.CompletedProcess:
   if check and result.returncode:
     pytest.fail(f'{args} failed:\n{result.stdout}\n{result.stderr}')
   return result
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+  """'23.2.1' -> (23, 2, 1)."""
+  return tuple(int(part) for part in version.split('.')[:3])
 
 
 def fresh_venv(path: pathlib.Path, with_pip: bool) -> pathlib.Path:
@@ -167,7 +172,9 @@ def test_sdist_editable_install_with_oldest_pip(dist, tmp_path):
   # With `wheel` installed (building dreamerv3's sdist needs it), pip 23.2
   # takes a project without pyproject.toml through the legacy `setup.py
   # develop`, which loses the patches/ -> harmony_v3.patches mapping.
-  pins = [] if pip == OLDEST_PIP else [f'pip=={OLDEST_PIP}']
+  # Python 3.11 and 3.12 ship pip 23.2.1; newer Pythons ship a newer pip.
+  older = version_tuple(pip) < version_tuple(OLDEST_PIP)
+  pins = [f'pip=={OLDEST_PIP}'] if older else []
   run(python, '-m', 'pip', 'install', '-q', *pins, 'wheel')
   run(python, '-m', 'pip', 'install', '-q', '--no-deps', '-e', source,
       cwd=tmp_path)
