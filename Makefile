@@ -9,12 +9,12 @@ ARGS ?=
 
 .PHONY: install install-gpu train test sweep scores bench wheelhouse clean
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	# The base, pinned: the exact code behind the paper's Atari results. Its
 	# declared requirements (gym==0.19, tensorflow-cpu, crafter) no longer
-	# install, so it goes in without them; setup.py declares the real ones.
+	# install, so it goes in without them; pyproject.toml declares the real ones.
 	$(PY) -m pip install --no-deps dreamerv3==1.5.0
 	$(PY) -m pip install -e '.[test]'
 	touch $@
@@ -32,7 +32,7 @@ test: install
 	$(PY) -m pytest tests
 
 sweep: install
-	PATH=$(abspath $(VENV))/bin:$$PATH ./run_atari100k.sh $(ARGS)
+	PATH=$(abspath $(VENV))/bin:$$PATH PYTHON=$(abspath $(PY)) ./run_atari100k.sh $(ARGS)
 
 scores: install
 	$(PY) -m harmony_v3.scores $(ARGS)
@@ -45,7 +45,7 @@ bench: install
 # the training and bench commands need, dreamerv3 and harmony_v3 included.
 # On that machine: pip install --no-index --no-deps --target DIR $(WHEELHOUSE)/*.whl
 WHEELHOUSE ?= .whl
-TFP_PIN := $(shell grep -o "tfp-nightly==[^']*" setup.py)
+TFP_PIN := $(shell grep -o 'tfp-nightly==[^"]*' pyproject.toml)
 OFFLINE_WHEELS := $(TFP_PIN) decorator gast dm-tree ruamel.yaml \
 	ruamel.yaml.clib gymnasium farama-notifications ale-py tensorboardX
 PLATFORMS := $(foreach tag,1 2014 _2_17 _2_24 _2_27 _2_28,\

@@ -21,7 +21,7 @@ import numpy as np
 
 from .logs import JSONLines
 from .progress import format_duration
-from .scores import read_config
+from .scores.runs import read_config
 
 HARMONIZERS = ('reward', 'obs', 'dyn')
 TIME_SHARES = ('env', 'policy', 'data', 'train', 'eval', 'other')
