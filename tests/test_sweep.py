@@ -14,46 +14,17 @@ import time
 
 import pytest
 
-from harmony_v3 import sweep
+from harmony_v3.sweep import cli, devices, launch, local, plan
 from harmony_v3.games import ATARI100K_GAMES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PLAN_LINE = re.compile(r'^\s+(done|running|resume|new)\s+'
                        r'(harmony|dreamerv3)/([a-z_]+)/seed(\d+)$')
 
-# Records each call in {logdir}/fake_runs.jsonl; sleeps $FAKE_SLEEP seconds;
-# on SIGTERM writes a checkpoint and exits 130 like the real trainer; fails
-# with exit 1 for the game $FAKE_FAIL_GAME; exits 0 without done.json for
-# $FAKE_NO_DONE_GAME; else writes done.json.
-FAKE_TRAINER = r'''
-import json, os, signal, sys, time
-args = sys.argv[1:]
-def opt(name):
-  return args[args.index(name) + 1] if name in args else None
-logdir, game = opt('--logdir'), opt('--task')[len('atari_'):]
-stopped = []
-signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
-record = {'argv': args, 'start': time.time(),
-          'cuda': os.environ.get('CUDA_VISIBLE_DEVICES'),
-          'xla_mem': os.environ.get('XLA_PYTHON_CLIENT_MEM_FRACTION')}
-print('fake training', game, flush=True)
-end = time.time() + float(os.environ.get('FAKE_SLEEP', '0'))
-while time.time() < end and not stopped:
-  time.sleep(0.02)
-record['end'] = time.time()
-with open(os.path.join(logdir, 'fake_runs.jsonl'), 'a') as f:
-  f.write(json.dumps(record) + '\n')
-if stopped:
-  open(os.path.join(logdir, 'checkpoint.ckpt'), 'w').write('saved')
-  sys.exit(130)
-if game == os.environ.get('FAKE_FAIL_GAME'):
-  print('Traceback: fake crash in', game, file=sys.stderr)
-  sys.exit(1)
-if game == os.environ.get('FAKE_NO_DONE_GAME'):
-  sys.exit(0)
-with open(os.path.join(logdir, 'done.json'), 'w') as f:
-  json.dump({'final_eval_mean': 1.5}, f)
-'''
+# The stand-in trainer (see its docstring): records each call in
+# {logdir}/fake_runs.jsonl, saves on SIGTERM and exits 130 like the real one.
+STAND_IN = REPO / 'tests' / 'stand_in_trainer.py'
+FAKE_TRAINER = STAND_IN.read_text()
 
 NVIDIA_SMI_2 = '''#!/bin/sh
 echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa)"
@@ -66,18 +37,18 @@ def fake(tmp_path, monkeypatch):
   """A fake trainer and no GPU (no nvidia-smi, CUDA_VISIBLE_DEVICES unset)."""
   trainer = tmp_path / 'fake_train.py'
   trainer.write_text(FAKE_TRAINER)
-  monkeypatch.setenv(sweep.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
-  monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
+  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
+  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
   monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
   monkeypatch.delenv('FAKE_FAIL_GAME', raising=False)
   monkeypatch.delenv('FAKE_NO_DONE_GAME', raising=False)
   monkeypatch.setenv('FAKE_SLEEP', '0')
-  monkeypatch.setattr(sweep, 'POLL_SECONDS', 0.05)
+  monkeypatch.setattr(local, 'POLL_SECONDS', 0.05)
   return tmp_path
 
 
 def run_main(capsys, *argv):
-  code = sweep.main([str(a) for a in argv])
+  code = cli.main([str(a) for a in argv])
   out, err = capsys.readouterr()
   return code, out, err
 
@@ -245,7 +216,7 @@ def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
   logroot = fake / 'logs'
   pong = logroot / 'harmony/pong/seed0'
   pong.mkdir(parents=True)
-  with open(pong / sweep.LOCK_NAME, 'w') as held:
+  with open(pong / plan.LOCK_NAME, 'w') as held:
     fcntl.flock(held, fcntl.LOCK_EX)  # As a trainer of another sweep does.
     code, out, _ = run_main(capsys, '--dry-run', '--games', 'pong', 'boxing',
                             '--seeds', '0', '--logroot', logroot)
@@ -259,7 +230,7 @@ def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
   assert len(records(logroot / 'harmony/boxing/seed0')) == 1
   assert 'busy (trained by another process, left alone): 1' in out
   # The finished trainer released its lock.
-  assert not sweep.is_locked(logroot / 'harmony/boxing/seed0')
+  assert not plan.is_locked(logroot / 'harmony/boxing/seed0')
 
 
 def test_exit_0_without_done_json_is_a_failure(fake, capsys, monkeypatch):
@@ -276,7 +247,7 @@ def test_gpu_scheduling_two_gpus_two_runs_each(fake, capsys, monkeypatch):
   smi = fake / 'nvidia-smi'
   smi.write_text(NVIDIA_SMI_2)
   smi.chmod(0o755)
-  monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
+  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(smi))
   monkeypatch.setenv('FAKE_SLEEP', '2.0')  # Long enough to overlap under load.
   monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.99')  # Replaced.
   logroot = fake / 'logs'
@@ -338,7 +309,7 @@ def test_no_gpu_without_cpu_flag_exits_nonzero(fake, capsys, monkeypatch,
     smi = fake / 'nvidia-smi'
     smi.write_text('#!/bin/sh\necho "NVIDIA-SMI has failed" >&2\nexit 9\n')
     smi.chmod(0o755)
-    monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
+    monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(smi))
   elif setup == 'empty-cuda-visible-devices':
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
   logroot = fake / 'logs'
@@ -355,24 +326,24 @@ def test_parse_nvidia_smi_gpus_and_mig():
           '  MIG 3g.20gb     Device  0: (UUID: MIG-aaaa)\n'
           '  MIG 3g.20gb     Device  1: (UUID: MIG-bbbb)\n'
           'GPU 2: NVIDIA H100 80GB HBM3 (UUID: GPU-3333)\n')
-  assert sweep.parse_nvidia_smi(text) == ['0', 'MIG-aaaa', 'MIG-bbbb', '2']
-  assert sweep.parse_nvidia_smi('No devices were found\n') == []
+  assert devices.parse_nvidia_smi(text) == ['0', 'MIG-aaaa', 'MIG-bbbb', '2']
+  assert devices.parse_nvidia_smi('No devices were found\n') == []
 
 
 @pytest.mark.parametrize('value, gpus', [
     ('2,3', ['2', '3']), ('', []), ('-1', []), ('0,-1,1', ['0']),
     ('GPU-1111', ['GPU-1111'])])
 def test_detect_gpus_honours_cuda_visible_devices(value, gpus):
-  found, source = sweep.detect_gpus({'CUDA_VISIBLE_DEVICES': value,
-                                     sweep.NVIDIA_SMI_ENV: '/nonexistent'})
+  found, source = devices.detect_gpus({'CUDA_VISIBLE_DEVICES': value,
+                                     devices.NVIDIA_SMI_ENV: '/nonexistent'})
   assert found == gpus
   assert 'CUDA_VISIBLE_DEVICES' in source
 
 
 def test_mem_fraction_default_shares_the_gpu():
-  assert sweep.default_mem_fraction(1) == 0.9
-  assert sweep.default_mem_fraction(2) == 0.45
-  assert sweep.default_mem_fraction(4) * 4 <= 0.9
+  assert devices.default_mem_fraction(1) == 0.9
+  assert devices.default_mem_fraction(2) == 0.45
+  assert devices.default_mem_fraction(4) * 4 <= 0.9
 
 
 def test_score_report_called_and_its_failure_tolerated(fake, capsys,
@@ -382,7 +353,7 @@ def test_score_report_called_and_its_failure_tolerated(fake, capsys,
       'import json, sys\n'
       f'json.dump(sys.argv[1:], open({str(fake / "scores_argv.json")!r}, '
       '"w"))\nsys.exit(3)\n')
-  monkeypatch.setenv(sweep.SCORES_CMD_ENV, f'{sys.executable} {scores}')
+  monkeypatch.setenv(cli.SCORES_CMD_ENV, f'{sys.executable} {scores}')
   logroot = fake / 'logs'
   code, out, _ = run_main(capsys, '--cpu', '--games', 'pong', '--seeds', '0',
                           '--logroot', logroot)
@@ -408,7 +379,7 @@ def test_sigterm_stops_runs_with_checkpoints_and_exits_130(fake):
   while time.time() < deadline and not all(
       p.exists() and 'fake training' in p.read_text() for p in logs):
     time.sleep(0.1)
-  assert all(sweep.is_locked(p.parent) for p in logs)  # Held by trainers.
+  assert all(plan.is_locked(p.parent) for p in logs)  # Held by trainers.
   out = terminate(proc, timeout=20)
   assert proc.returncode == 130, out
   for game in ('pong', 'breakout'):
