@@ -115,7 +115,7 @@ start() {
   [ "$(id -u)" = 0 ] || cannot "needs root (it installs packages and starts slurmd as root)"
   install_slurm
   if running slurmctld && running slurmd; then
-    echo "SLURM already running (SLURM_CONF=$SLURM_CONF)"
+    echo "SLURM already running. export SLURM_CONF=$SLURM_CONF"
     return
   fi
   write_config
