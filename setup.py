@@ -14,7 +14,8 @@ setuptools.setup(
     long_description_content_type='text/markdown',
     license='MIT',
     python_requires='>=3.11',
-    packages=['harmony_v3', 'harmony_v3.patches', 'harmony_v3.configs'],
+    packages=['harmony_v3', 'harmony_v3.sweep', 'harmony_v3.patches',
+              'harmony_v3.configs'],
     package_dir={
         'harmony_v3': 'harmony_v3',
         'harmony_v3.patches': 'patches',
@@ -45,5 +46,5 @@ setuptools.setup(
         'pandas<3',
         'rliable==1.2.0',
     ],
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest'], 'ray': ['ray>=2.9']},
 )

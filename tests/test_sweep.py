@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harmony_v3.sweep import cli, devices, launch, local, plan
+from harmony_v3.sweep import cli, devices, launch, local, plan, slurm
 from harmony_v3.games import ATARI100K_GAMES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -210,6 +210,12 @@ def test_one_failed_run_does_not_stop_the_others(fake, capsys, monkeypatch):
     assert f'FAILED harmony/breakout/seed{seed} (exit 1)' in out
     assert f'harmony/breakout/seed{seed}: exit 1, log: {log}' in out
   assert 'finished now: 4' in out and 'failed: 2' in out
+  # --dry-run reads each failure from the run's train.log.
+  code, out, _ = run_main(capsys, '--dry-run', '--games', 'breakout',
+                          '--seeds', '0', '--logroot', logroot)
+  log = logroot / 'harmony/breakout/seed0/train.log'
+  assert (f'  new     harmony/breakout/seed0  (last attempt failed: exit 1; '
+          f'log: {log})') in out
 
 
 def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
@@ -388,3 +394,89 @@ def test_sigterm_stops_runs_with_checkpoints_and_exits_130(fake):
     assert not (folder / 'done.json').exists()
   assert not (logroot / 'harmony/boxing/seed0').exists()
   assert 'not started: 1' in out and 'stopped (rerun' in out
+
+
+# Engines without a scheduler ---------------------------------------------------
+
+
+def test_slurm_dry_run_shows_plan_and_script_and_writes_nothing(fake, capsys):
+  logroot = fake / 'logs'
+  code, out, _ = run_main(
+      capsys, '--engine', 'slurm', '--dry-run', '--per-gpu', '2', '--games',
+      'pong', 'breakout', 'boxing', '--seeds', '0', '--logroot', logroot,
+      '--slurm-args', '--partition gpu --time 8:00:00',
+      '--slurm-max-running', '2', '--', '--run.log_every', '60')
+  assert code == 0
+  assert len(plan_lines(out)) == 3
+  assert 'Engine: SLURM job array of 2 element(s)' in out
+  assert (f'Would submit: sbatch --array=0-1%2 --partition gpu --time '
+          f'8:00:00 {logroot}/slurm/sweep.sbatch') in out
+  for line in ('#SBATCH --gres=gpu:1', '#SBATCH --signal=B:TERM@300',
+               '#SBATCH --requeue', '#SBATCH --cpus-per-task=4',
+               f'--plan {logroot}/slurm/plan-1.json --slice '
+               '"$SLURM_ARRAY_TASK_ID"'):
+    assert line in out
+  assert not logroot.exists()
+
+
+def test_ray_dry_run_needs_no_ray(fake, capsys, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'ray', None)  # As if not installed.
+  logroot = fake / 'logs'
+  argv = ['--engine', 'ray', '--per-gpu', '2', '--games', 'pong',
+          '--seeds', '0', '1', '--logroot', logroot]
+  code, out, _ = run_main(capsys, '--dry-run', *argv)
+  assert code == 0 and len(plan_lines(out)) == 2
+  assert 'Engine: Ray' in out and not logroot.exists()
+  code, out, err = run_main(capsys, *argv)
+  assert code == 2 and "pip install 'harmony_v3[ray]'" in err
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--slurm-args', '--time 1'], 'an option of --engine slurm'),
+    (['--engine', 'slurm', '--ray-address', 'auto'], 'of --engine ray'),
+    (['--engine', 'slurm', '--gpus', '0'], 'of --engine local'),
+    (['--slice', '0'], 'goes with --plan'),
+])
+def test_engine_options_belong_to_their_engine(fake, capsys, argv, expected):
+  code, out, err = run_main(capsys, '--dry-run', '--logroot', fake / 'l',
+                            *argv)
+  assert code == 2 and expected in err
+
+
+def test_slurm_submit_without_sbatch_is_a_clear_error(fake, capsys,
+                                                      monkeypatch):
+  monkeypatch.setattr(slurm, 'SBATCH', 'no-such-sbatch')
+  logroot = fake / 'logs'
+  code, out, err = run_main(capsys, '--engine', 'slurm', '--per-gpu', '1',
+                            '--games', 'pong', '--seeds', '0', '--logroot',
+                            logroot)
+  assert code == 2 and 'no no-such-sbatch command' in err
+  assert not logroot.exists()
+
+
+def test_slurm_element_trains_its_slice_on_the_gpu_slurm_gave_it(
+    fake, capsys, monkeypatch):
+  """What each array element runs, without SLURM: --plan FILE --slice I."""
+  logroot = fake / 'logs'
+  the_plan = plan.Plan(logroot, ['pong', 'breakout', 'boxing'], [0, 1],
+                       ['harmony'], ['atari100k'], [],
+                       launch.train_command(), per_device=2,
+                       gpu_check=False)
+  runs = the_plan.runs()[:5]
+  path = logroot / 'slurm' / 'plan-1.json'
+  plan.write_plan_file(path, the_plan, runs)
+  monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')
+  code, out, _ = run_main(capsys, '--plan', path, '--slice', '1')
+  assert code == 0, out
+  trained = [r for r in runs if records(r.folder)]
+  assert [r.name for r in trained] == [r.name for r in runs[2:4]]
+  for run in trained:
+    [call] = records(run.folder)
+    assert call['cuda'] == '3' and call['xla_mem'] == '0.45'
+  code, out, _ = run_main(capsys, '--plan', path, '--slice', '3')
+  assert code == 0 and 'Nothing to do' in out
+  monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+  code, out, err = run_main(capsys, '--plan', path, '--slice', '2')
+  assert code == 2 and 'SLURM gave this job no GPU' in err
+  code, out, err = run_main(capsys, '--plan', path)
+  assert code == 2 and 'exactly one of --slice I or --measure' in err
