@@ -480,3 +480,18 @@ def test_slurm_element_trains_its_slice_on_the_gpu_slurm_gave_it(
   assert code == 2 and 'SLURM gave this job no GPU' in err
   code, out, err = run_main(capsys, '--plan', path)
   assert code == 2 and 'exactly one of --slice I or --measure' in err
+
+
+def test_filesystem_without_locks_is_a_clear_error(fake, capsys,
+                                                   monkeypatch):
+  """As on Lustre mounted without flock: flock fails with ENOSYS, which
+  must not read as 'another process holds it' (every run skipped)."""
+  def no_flock(fd, operation):
+    raise OSError(38, 'Function not implemented')
+  monkeypatch.setattr(plan.fcntl, 'flock', no_flock)
+  logroot = fake / 'logs'
+  code, out, err = run_main(capsys, '--cpu', '--games', 'pong', '--seeds',
+                            '0', '--logroot', logroot, '--no-report')
+  assert code == 2
+  assert 'does not support file locks' in err and 'cluster.md' in err
+  assert records(logroot / 'harmony/pong/seed0') == []

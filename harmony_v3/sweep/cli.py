@@ -268,10 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     devices, source = ([], '')
     if args.engine == 'local':
       devices, source = local.choose_devices(args)
+    runs = plan.runs()
   except SweepError as e:
     print(f'error: {e}', file=sys.stderr)
     return EXIT_USAGE
-  runs = plan.runs()
   print(f'Atari 100K sweep: {len(plan.games)} game(s) x {len(plan.seeds)} '
         f'seed(s) x {"+".join(plan.methods)} in {plan.logroot}')
   if args.engine == 'local':
@@ -279,13 +279,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   print(f'Per run: {shlex.join(plan.command)} --task atari_<game> '
         f'--configs {" ".join(plan.configs)} --seed <seed> --logdir '
         f'{plan.logroot}/<method>/<game>/seed<seed> ...')
-  if args.engine == 'slurm':
-    from . import slurm
-    return slurm.submit(plan, runs, args, own, extra)
-  if args.engine == 'ray':
-    from . import ray_engine
-    return ray_engine.main(plan, runs, args)
-  return run_local(plan, runs, args, devices, source)
+  try:
+    if args.engine == 'slurm':
+      from . import slurm
+      return slurm.submit(plan, runs, args, own, extra)
+    if args.engine == 'ray':
+      from . import ray_engine
+      return ray_engine.main(plan, runs, args)
+    return run_local(plan, runs, args, devices, source)
+  except SweepError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _print_devices(args, devices: list[str], source: str) -> None:

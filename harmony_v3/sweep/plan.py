@@ -88,9 +88,12 @@ def lock_run(folder: pathlib.Path) -> int | None:
   fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-  except OSError:
+  except BlockingIOError:
     os.close(fd)
     return None
+  except OSError as e:
+    os.close(fd)
+    raise _no_locks(folder, e) from None
   return fd
 
 
@@ -103,10 +106,19 @@ def is_locked(folder: pathlib.Path) -> bool:
   try:
     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     return False
-  except OSError:
+  except BlockingIOError:
     return True
+  except OSError as e:
+    raise _no_locks(path.parent, e) from None
   finally:
     os.close(fd)
+
+
+def _no_locks(folder: pathlib.Path, error: OSError) -> SweepError:
+  return SweepError(
+      f'cannot lock {folder / LOCK_NAME} ({error}): this filesystem does not '
+      'support file locks (e.g. Lustre mounted without flock); see '
+      'docs/cluster.md, "Known limits".')
 
 
 def run_status(folder: pathlib.Path) -> str:

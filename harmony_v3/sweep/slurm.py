@@ -122,12 +122,28 @@ def sbatch(options: Sequence[str], script: pathlib.Path) -> str:
   return result.stdout.strip().split(';')[0]
 
 
-def submit(plan: Plan, runs: list[Run], args: argparse.Namespace,
-           own_argv: Sequence[str], extra: Sequence[str]) -> int:
-  """--engine slurm: submit the pending runs as one job array (or, with
-  --dry-run, show what would be submitted)."""
-  from .cli import print_dry_run
-  own_argv = [a for a in own_argv if a != '--dry-run']
+@dataclasses.dataclass
+class Submission:
+  """What `submit` hands to sbatch: the plan file, the scripts, options."""
+  plan_path: pathlib.Path
+  runs: list[Run]               # The runs to train, in slice order.
+  per_element: int | None       # K; None: measured by a job first.
+  candidates: list[int]         # The K a measuring job tries.
+  array: str                    # --array=0-(E-1)[%MAX]
+  slurm_args: list[str]
+  script: str                   # sweep.sbatch
+  measure_script: str           # measure.sbatch (used when per_element is None)
+  command_line: str             # The user's command, for the record.
+
+  @property
+  def elements(self) -> int:
+    return math.ceil(len(self.runs) / (self.per_element or 1))
+
+
+def prepare(plan: Plan, runs: list[Run], args: argparse.Namespace,
+            command_line: str) -> Submission:
+  """The submission of the pending `runs`: K settled (given, saved, or to
+  be measured), the scripts written out as text. Raises SweepError."""
   pending = pending_first(runs)
   per_element = plan.per_device
   candidates = calibrate.candidate_counts(1, MEASURE_CPUS, plan.mem_fraction)
@@ -135,95 +151,125 @@ def submit(plan: Plan, runs: list[Run], args: argparse.Namespace,
     record = calibrate.saved(plan.logroot, plan.configs, plan.extra,
                              candidates, say)
     per_element = record['per_gpu'] if record else None
-  measure = per_element is None
-  elements = math.ceil(len(pending) / (per_element or 1))
-  device = 'the CPU' if plan.cpu else 'one GPU'
-  if measure:
-    print(f'Engine: SLURM, one measuring job on one GPU (runs per GPU, K = '
-          f'{", ".join(map(str, candidates))}), then a job array of '
-          f'{elements} element(s) sized for K = 1 that waits for it; '
-          'elements beyond what the measured K needs exit at once.')
-  else:
-    print(f'Engine: SLURM job array of {elements} element(s), each '
-          f'{device} training {per_element} run(s) at a time.')
+  plan = dataclasses.replace(plan, per_device=per_element)
   folder = folder_of(plan)
   plan_path = next_plan_path(folder)
-  plan = dataclasses.replace(plan, per_device=per_element)
-  job_cpus = (per_element if plan.cpu
-              else CPUS_PER_RUN * (per_element or max(candidates)))
-  slurm_args = shlex.split(args.slurm_args)
-  array = f'--array=0-{max(elements - 1, 0)}' + (
-      f'%{args.slurm_max_running}' if args.slurm_max_running else '')
   template = _read_template(args.slurm_template)
-  command_line = shlex.join(['run_atari100k.sh', *own_argv, '--', *extra]
-                            if extra else ['run_atari100k.sh', *own_argv])
+  elements = math.ceil(len(pending) / (per_element or 1))
+  cpus = (per_element if plan.cpu
+          else CPUS_PER_RUN * (per_element or max(candidates)))
+  python = [sys.executable, '-m', 'harmony_v3.sweep', '--plan', str(plan_path)]
   script = batch_script(
-      [sys.executable, '-m', 'harmony_v3.sweep', '--plan', str(plan_path),
-       '--slice', '$SLURM_ARRAY_TASK_ID'],
-      job_directives(plan, folder, JOB_NAME, '%A_%a.out', job_cpus),
+      [*python, '--slice', '$SLURM_ARRAY_TASK_ID'],
+      job_directives(plan, folder, JOB_NAME, '%A_%a.out', cpus),
       [f'Atari 100K sweep, written by: {command_line}',
        f'Array element i trains slice i of {plan_path.name}.'], template)
-  # The element's index is a shell variable: unquote it.
+  # The element's index is the shell's to expand.
   script = script.replace("'$SLURM_ARRAY_TASK_ID'", '"$SLURM_ARRAY_TASK_ID"')
+  measure_script = batch_script(
+      [*python, '--measure'],
+      job_directives(plan, folder, f'{JOB_NAME}-measure', 'measure-%j.out',
+                     MEASURE_CPUS),
+      [f'Runs per GPU for {plan_path.name}, written by: {command_line}'],
+      template)
+  array = f'--array=0-{max(elements - 1, 0)}' + (
+      f'%{args.slurm_max_running}' if args.slurm_max_running else '')
+  return Submission(plan_path, pending, per_element, candidates, array,
+                    shlex.split(args.slurm_args), script, measure_script,
+                    command_line)
+
+
+def submit(plan: Plan, runs: list[Run], args: argparse.Namespace,
+           own_argv: Sequence[str], extra: Sequence[str]) -> int:
+  """--engine slurm: submit the pending runs as one job array (or, with
+  --dry-run, show what would be submitted)."""
+  from .cli import print_dry_run
+  own_argv = [a for a in own_argv if a != '--dry-run']
+  trainer_flags = ['--', *extra] if extra else []
+  command_line = shlex.join(['run_atari100k.sh', *own_argv, *trainer_flags])
+  try:
+    job = prepare(plan, runs, args, command_line)
+  except SweepError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return EXIT_USAGE
+  device = 'the CPU' if plan.cpu else 'one GPU'
+  if job.per_element is None:
+    print(f'Engine: SLURM, one measuring job on one GPU (runs per GPU, K = '
+          f'{", ".join(map(str, job.candidates))}), then a job array of '
+          f'{job.elements} element(s) sized for K = 1 that waits for it; '
+          'elements beyond what the measured K needs exit at once.')
+  else:
+    print(f'Engine: SLURM job array of {job.elements} element(s), each '
+          f'{device} training {job.per_element} run(s) at a time.')
+  folder = folder_of(plan)
   if args.dry_run:
     print_dry_run(runs)
-    if pending:
-      print(f'Would submit: {SBATCH} {array} {shlex.join(slurm_args)} '
-            f'{folder / "sweep.sbatch"}, a script of:')
-      print(''.join(f'    {line}\n' for line in script.splitlines()), end='')
+    if job.runs:
+      print(f'Would submit: {SBATCH} {shlex.join([job.array, *job.slurm_args])}'
+            f' {folder / "sweep.sbatch"}, a script of:')
+      print(''.join(f'    {line}\n' for line in job.script.splitlines()),
+            end='')
     return EXIT_OK
   print(status_counts(runs), flush=True)
   busy = sum(r.status == 'running' for r in runs)
   if busy:
     print(f'{busy} run(s) are being trained by another job or process: '
           'left out.')
-  if not pending:
+  if not job.runs:
     print('Nothing to submit: every run is done or being trained.')
     return EXIT_OK
   if not shutil.which(SBATCH):
     print(f'error: no {SBATCH} command here: submit from a SLURM login '
           'node, or use --engine local.', file=sys.stderr)
     return EXIT_USAGE
-  write_plan_file(plan_path, plan, pending, per_element=per_element,
-                  candidates=candidates, command_line=command_line)
-  dependency = []
   try:
-    if measure:
-      measure_script = folder / 'measure.sbatch'
-      measure_script.write_text(batch_script(
-          [sys.executable, '-m', 'harmony_v3.sweep', '--plan',
-           str(plan_path), '--measure'],
-          job_directives(plan, folder, f'{JOB_NAME}-measure',
-                         'measure-%j.out', MEASURE_CPUS),
-          [f'Runs per GPU for {plan_path.name}, written by: {command_line}'],
-          template))
-      measure_job = sbatch(slurm_args, measure_script)
-      dependency = [f'--dependency=afterany:{measure_job}']
-      say(f'Submitted the measuring job {measure_job} (log: '
-          f'{folder}/measure-{measure_job}.out)')
-    script_path = folder / 'sweep.sbatch'
-    script_path.write_text(script)
-    job = sbatch([array, *dependency, *slurm_args], script_path)
+    array_job = _send(plan, job)
   except SweepError as e:
     print(f'error: {e}', file=sys.stderr)
-    if dependency:
-      subprocess.run(['scancel', dependency[0].split(':')[1]],
-                     capture_output=True)
     return EXIT_USAGE
-  dry = shlex.join(['run_atari100k.sh', *own_argv, '--dry-run'])
-  say(f'Submitted array job {job}: {elements} element(s) of '
-      f'{per_element or "K (measured)"} run(s), on {device} each.')
-  print(f'  plan:   {plan_path}\n'
-        f'  script: {script_path}\n'
-        f'  logs:   {folder}/{job}_<element>.out; each run\'s train.log\n'
-        f'  watch:  squeue -j {job}    (status from the run folders: '
-        f'{dry}{" -- " + shlex.join(extra) if extra else ""})\n'
-        f'  cancel: scancel {job}    (running runs save a checkpoint first)\n'
+  say(f'Submitted array job {array_job}: {job.elements} element(s) of '
+      f'{job.per_element or "K (measured)"} run(s), on {device} each.')
+  dry_run = shlex.join(['run_atari100k.sh', *own_argv, '--dry-run',
+                        *trainer_flags])
+  print(f'  plan:   {job.plan_path}\n'
+        f'  script: {folder / "sweep.sbatch"}\n'
+        f'  logs:   {folder}/{array_job}_<element>.out, and each run\'s '
+        'train.log\n'
+        f'  watch:  squeue -j {array_job}\n'
+        f'  status: {dry_run}\n'
+        f'  cancel: scancel {array_job}    (running runs save a checkpoint '
+        'first)\n'
         '  retry:  submit the same command again: finished runs are '
         'skipped, interrupted ones resume.\n'
-        '  scores: python -m harmony_v3.scores '
-        f'{plan.logroot} --out {plan.logroot / "report"} --plots')
+        f'  scores: python -m harmony_v3.scores {plan.logroot} --out '
+        f'{plan.logroot / "report"} --plots')
   return EXIT_OK
+
+
+def _send(plan: Plan, job: Submission) -> str:
+  """Write the plan file and scripts, sbatch them; the array's job id."""
+  folder = folder_of(plan)
+  write_plan_file(job.plan_path,
+                  dataclasses.replace(plan, per_device=job.per_element),
+                  job.runs, candidates=job.candidates,
+                  command_line=job.command_line)
+  dependency = []
+  if job.per_element is None:
+    measure_script = folder / 'measure.sbatch'
+    measure_script.write_text(job.measure_script)
+    measure_job = sbatch(job.slurm_args, measure_script)
+    dependency = [f'--dependency=afterany:{measure_job}']
+    say(f'Submitted the measuring job {measure_job} (log: '
+        f'{folder}/measure-{measure_job}.out)')
+  script = folder / 'sweep.sbatch'
+  script.write_text(job.script)
+  try:
+    return sbatch([job.array, *dependency, *job.slurm_args], script)
+  except SweepError:
+    if dependency:  # No array waits for it.
+      subprocess.run(['scancel', dependency[0].split(':')[1]],
+                     capture_output=True)
+    raise
 
 
 def _read_template(path: str | None) -> str | None:
