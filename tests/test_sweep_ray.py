@@ -23,7 +23,8 @@ ray = pytest.importorskip('ray', reason="Ray is not installed (pip install "
                                         "-e '.[ray]')")
 
 from harmony_v3.sweep import cli, ray_engine  # noqa: E402
-from test_sweep import flag, max_overlap, records  # noqa: E402
+from test_calibrate import FAKE_BENCH  # noqa: E402
+from test_sweep import flag, max_overlap, read_jsonl, records  # noqa: E402
 
 STAND_IN = pathlib.Path(__file__).with_name('stand_in_trainer.py')
 RAY_HEADER = re.compile(r'^=== sweep .*: (new|resume) run \(Ray\) on node '
@@ -128,17 +129,31 @@ def test_ray_packs_runs_per_gpu_with_memory_shares_failures_and_resume(
 
 
 @pytest.fixture(scope='module')
-def cluster():
+def cluster(tmp_path_factory):
   """A Ray cluster of a head (no CPU: it schedules nothing) and two nodes
-  with 2 CPUs and 1 fake GPU each; this process is its driver."""
+  with 2 CPUs and 1 fake GPU each; this process is its driver. Its workers
+  have the fake bench of test_calibrate for `--per-gpu auto`."""
   from ray.cluster_utils import Cluster
+  folder = tmp_path_factory.mktemp('fake_bench')
+  (folder / 'fake_bench.py').write_text(FAKE_BENCH)
+  bench_env = {'HARMONY_BENCH_CMD': f'{sys.executable} '
+                                    f'{folder / "fake_bench.py"}',
+               'FAKE_BENCH_CALLS': str(folder / 'calls.jsonl'),
+               'FAKE_BENCH_RATES': '1:18,2:30'}
+  saved = {k: os.environ.get(k) for k in bench_env}
+  os.environ.update(bench_env)  # Inherited by the nodes' workers.
   head = Cluster(initialize_head=True, head_node_args={
       'num_cpus': 0, 'node_ip_address': '127.0.0.1'})
   nodes = [head.add_node(num_cpus=2, num_gpus=1,
                          node_ip_address='127.0.0.1') for _ in range(2)]
   ray.init(address=head.address, logging_level='warning')
   head.wait_for_nodes()
-  yield head, nodes
+  for key, value in saved.items():
+    if value is None:
+      os.environ.pop(key)
+    else:
+      os.environ[key] = value
+  yield head, nodes, folder
   ray.shutdown()
   head.shutdown()
 
@@ -178,9 +193,26 @@ def test_cluster_ctrl_c_cancels_every_run_saves_once_then_resumes(
     assert records(folder)[-1]['resumed'] == (folder in first)
 
 
+def test_cluster_auto_measures_runs_per_gpu_in_one_task(cluster, capsys,
+                                                        tmp_path):
+  _, _, bench = cluster
+  logroot = tmp_path / 'logs'
+  code, out = ray_sweep(capsys, logroot, ['pong', 'hero'], [0])
+  assert code == 0, out
+  [call] = read_jsonl(bench / 'calls.jsonl')
+  argv = call['argv']
+  # A node has 1 GPU and 2 CPUs: K = 1 or 2; 2 is 30/18 times faster.
+  assert argv[argv.index('--concurrency') + 1:][:3] == ['1', '2', '--configs']
+  assert call['cuda'] == '0'
+  for game in ('pong', 'hero'):
+    [run] = records(logroot / f'harmony/{game}/seed0')
+    assert flag(run['argv'], '--jax.mem_fraction') == '0.45'
+  assert (logroot / 'per_gpu.json').exists()
+
+
 def test_cluster_node_removed_mid_sweep_its_runs_retry_and_resume(
     cluster, capsys, tmp_path, monkeypatch):
-  head, nodes = cluster
+  head, nodes, _ = cluster
   monkeypatch.setattr(ray_engine, 'POLL_SECONDS', 0.05)
   logroot = tmp_path / 'logs'
   games, seeds = ['pong', 'breakout'], [0, 1]

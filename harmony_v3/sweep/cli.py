@@ -141,8 +141,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   other.add_argument('--no-report', action='store_true',
                      help='skip the score table at the end')
   other.add_argument('--train-cmd', metavar='CMD',
-                     help=f'trainer command (default: $HARMONY_TRAIN_CMD or '
-                          f'"python -m harmony_v3.train")')
+                     help='trainer command (default: $HARMONY_TRAIN_CMD or '
+                          '"python -m harmony_v3.train")')
   return parser.parse_args(argv)
 
 

@@ -40,8 +40,8 @@ from . import calibrate
 from .launch import (Launch, final_eval, last_line, launch_for, log_exit,
                      log_start, say, stamped)
 from .local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from .plan import (STOPPED_CODES, Plan, Run, is_locked, lock_run,
-                   pending_first, run_status, status_counts)
+from .plan import (STOPPED_CODES, Plan, Run, lock_run, pending_first,
+                   run_status, status_counts)
 
 POLL_SECONDS = 0.2
 LOCK_WAIT_SECONDS = 30  # A retry may wait this long for a dying trainer.
