@@ -133,16 +133,21 @@ start() {
 }
 
 stop() {
+  local name pids=""
+  for name in slurmctld slurmd munged; do
+    if running $name; then pids="$pids $(cat "$DIR/$name.pid")"; fi
+  done
   if running slurmctld || running slurmd; then
     scontrol shutdown >/dev/null 2>&1 || true
-    for _ in $(seq 100); do
-      running slurmctld || running slurmd || break
-      sleep 0.2
-    done
   fi
-  for name in slurmd slurmctld munged; do
-    if running $name; then kill "$(cat "$DIR/$name.pid")" || true; fi
+  if running munged; then kill "$(cat "$DIR/munged.pid")" || true; fi
+  local pid
+  for _ in $(seq 100); do  # Until every daemon has exited (20 s at most).
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && break; pid=""; done
+    [ -z "$pid" ] && break
+    sleep 0.2
   done
+  [ -z "$pid" ] || fail "a daemon did not stop within 20 s (pids:$pids); see $DIR/log"
   echo "SLURM stopped"
 }
 
