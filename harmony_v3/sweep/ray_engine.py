@@ -335,7 +335,12 @@ def main(plan: Plan, runs: list[Run], args: argparse.Namespace) -> int:
     if plan.cpu:
       per_gpu = 1
     else:
-      per_gpu = resolve_per_gpu(plan)
+      try:
+        per_gpu = resolve_per_gpu(plan)
+      except KeyboardInterrupt:
+        print('Interrupted while measuring runs per GPU: nothing was '
+              'trained.', file=sys.stderr)
+        return EXIT_INTERRUPTED
       if per_gpu is None:
         print('error: the Ray cluster has no GPU. Pass --cpu to train on '
               'its CPUs.', file=sys.stderr)

@@ -79,11 +79,12 @@ def slice_of(runs: Sequence[Run], index: int, per_element: int) -> list[Run]:
   return list(runs[index * per_element:(index + 1) * per_element])
 
 
-def batch_script(command: Sequence[str], directives: Sequence[str],
+def batch_script(command: str, directives: Sequence[str],
                  comments: Sequence[str], template: str | None) -> str:
   """A batch script: our #SBATCH directives, then the user's template (its
   own #SBATCH lines come later and so win, then its set-up commands), then
-  `exec command`, so that the job's signals reach the sweep itself."""
+  `exec command` (a shell line), so that the job's signals reach the sweep
+  itself."""
   lines = ['#!/bin/bash', *(f'# {c}' for c in comments),
            *(f'#SBATCH {d}' for d in directives)]
   if template:
@@ -92,7 +93,7 @@ def batch_script(command: Sequence[str], directives: Sequence[str],
       body = body[1:]
     lines += ['# --- from --slurm-template ---', *body,
               '# --- end of --slurm-template ---']
-  lines += ['export PYTHONUNBUFFERED=1', 'exec ' + shlex.join(command)]
+  lines += ['export PYTHONUNBUFFERED=1', f'exec {command}']
   return '\n'.join(lines) + '\n'
 
 
@@ -158,16 +159,15 @@ def prepare(plan: Plan, runs: list[Run], args: argparse.Namespace,
   elements = math.ceil(len(pending) / (per_element or 1))
   cpus = (per_element if plan.cpu
           else CPUS_PER_RUN * (per_element or max(candidates)))
-  python = [sys.executable, '-m', 'harmony_v3.sweep', '--plan', str(plan_path)]
+  python = shlex.join([sys.executable, '-m', 'harmony_v3.sweep', '--plan',
+                       str(plan_path)])
   script = batch_script(
-      [*python, '--slice', '$SLURM_ARRAY_TASK_ID'],
+      f'{python} --slice "$SLURM_ARRAY_TASK_ID"',
       job_directives(plan, folder, JOB_NAME, '%A_%a.out', cpus),
       [f'Atari 100K sweep, written by: {command_line}',
        f'Array element i trains slice i of {plan_path.name}.'], template)
-  # The element's index is the shell's to expand.
-  script = script.replace("'$SLURM_ARRAY_TASK_ID'", '"$SLURM_ARRAY_TASK_ID"')
   measure_script = batch_script(
-      [*python, '--measure'],
+      f'{python} --measure',
       job_directives(plan, folder, f'{JOB_NAME}-measure', 'measure-%j.out',
                      MEASURE_CPUS),
       [f'Runs per GPU for {plan_path.name}, written by: {command_line}'],
