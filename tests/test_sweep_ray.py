@@ -27,6 +27,10 @@ from test_calibrate import FAKE_BENCH  # noqa: E402
 from test_sweep import flag, max_overlap, read_jsonl, records  # noqa: E402
 
 STAND_IN = pathlib.Path(__file__).with_name('stand_in_trainer.py')
+# Ray starts its processes with subprocess (fork, then exec at once), which
+# JAX, imported by other tests of the session, warns about as a bare fork.
+pytestmark = pytest.mark.filterwarnings(
+    r'ignore:os\.fork\(\) was called:RuntimeWarning')
 RAY_HEADER = re.compile(r'^=== sweep .*: (new|resume) run \(Ray\) on node '
                         r'(\w+) GPU (\S+):', re.M)
 
