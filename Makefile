@@ -7,7 +7,8 @@ TASK ?= atari_pong
 CONFIGS ?= atari100k
 ARGS ?=
 
-.PHONY: install install-gpu train test sweep scores bench wheelhouse clean
+.PHONY: install install-gpu install-ray train test test-slurm sweep scores bench \
+	wheelhouse clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +26,21 @@ install: $(VENV)/.installed
 install-gpu: install
 	$(PY) -m pip install "jax[cuda12]==$$($(PY) -c 'import jax; print(jax.__version__)')"
 
+# Ray for `run_atari100k.sh --engine ray` and its tests (the `ray` extra).
+install-ray: install
+	$(PY) -m pip install -e '.[test,ray]'
+
 train: install
 	$(PY) -m harmony_v3.train --task $(TASK) --configs $(CONFIGS) $(ARGS)
 
 test: install
 	$(PY) -m pytest tests
+
+# The SLURM engine on real SLURM: a single-node cluster on this machine
+# (scripts/slurm_local_cluster.sh; root, and apt-get the first time), real
+# job arrays. Skips with the reason where it cannot run.
+test-slurm: install
+	HARMONY_SLURM_TESTS=1 $(PY) -m pytest tests/test_sweep_slurm.py
 
 sweep: install
 	PATH=$(abspath $(VENV))/bin:$$PATH PYTHON=$(abspath $(PY)) ./run_atari100k.sh $(ARGS)
