@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import threading
 
+import jax
+
 from dreamerv3 import agent as base_agent
 from dreamerv3 import jaxagent
 
@@ -37,5 +39,29 @@ class HarmonyAgentModule(base_agent.Agent.inner):
       super().__init__(obs_space, act_space, step, config)
 
 
-# The JAX wrapper: jit-compiled policy/train/report, parameters, checkpoints.
-HarmonyAgent = jaxagent.Wrapper(HarmonyAgentModule)
+class HarmonyAgent(jaxagent.Wrapper(HarmonyAgentModule)):
+  """The base's JAX wrapper (jit-compiled policy/train/report, parameters,
+  checkpoints) around HarmonyAgentModule.
+
+  It also keeps the optimizer losses of the latest train update, which the
+  base returns only every `jax.metrics_every` updates, so that the trainer
+  can stop at the first update that diverges (`last_losses`).
+  """
+
+  def _transform(self):
+    super()._transform()
+    train = self._train
+
+    def train_keeping_losses(*args, init_only=False, **kwargs):
+      result = train(*args, init_only=init_only, **kwargs)
+      if not init_only:
+        (_, _, metrics), _ = result
+        self._losses = {k: v for k, v in metrics.items()
+                        if k.endswith('_opt_loss')}
+      return result
+    self._train = train_keeping_losses
+    self._losses = {}
+
+  def last_losses(self) -> dict[str, float]:
+    """The optimizer losses of the latest train update, as floats."""
+    return {k: float(v) for k, v in jax.device_get(self._losses).items()}
