@@ -15,6 +15,8 @@ The environment variable HARMONY_FAULT names one fault:
     during_eval              an evaluation has finished its first episode
     after_update             a train update was done
     after_final_save         the last checkpoint was written, done.json not
+- `pause:<point>:<seconds>`: each pass at the point sleeps that long (to
+  send signals while, say, a checkpoint is being written).
 - `enospc:<glob>` or `enospc:<glob>@N`: from the N-th matching write on,
   writing a file whose name matches `<glob>` fails with ENOSPC, as on a full
   disk (for machines where the tests cannot mount a small filesystem).
@@ -28,6 +30,7 @@ import os
 import pathlib
 import signal
 import sys
+import time
 
 _passes = collections.Counter()
 
@@ -39,8 +42,14 @@ def _parse() -> tuple[str, int]:
 
 
 def point(name: str) -> None:
-  """Kill this process here if HARMONY_FAULT names this point (and pass)."""
+  """Kill this process here if HARMONY_FAULT names this point (and pass),
+  or pause here."""
   wanted, nth = _parse()
+  if wanted.startswith('pause:'):
+    _, where, seconds = wanted.split(':')
+    if where == name:
+      time.sleep(float(seconds))
+    return
   if wanted != name:
     return
   _passes[name] += 1

@@ -566,6 +566,7 @@ class Trainer:
       self.save()
     self.progress.rates(int(self.step), self.state.updates)
     while int(self.step) < total:
+      self._stop_if_requested()
       mode = 'explore' if self.should_expl(self.step) else 'train'
       driver(lambda *a: self._policy(*a, mode=mode), steps=1)
       step = int(self.step)
@@ -573,12 +574,14 @@ class Trainer:
       final = step >= total
       if final:
         self._write_logs()
-      self._stop_if_requested()
+      if self.signals.requested:
+        continue  # Stop now; a resume does the evaluation that is due.
       due = self._eval_due(step)
       if due:
         self._evaluate()
       if due or final or self.should_save():
         self.save()
+    self._stop_if_requested()
     self.progress.close()
     summary = self._summary()
     faults.point('after_final_save')

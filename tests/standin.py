@@ -10,9 +10,10 @@ steps (the base's 1024) so that full chunks are written between checkpoints.
 
 Environment variables (besides HARMONY_FAULT, see harmony_v3.faults):
   STANDIN_NAN_AT=N     the N-th train update returns a NaN loss
-  STANDIN_COMPILE=1    compile a JAX function when the agent is built and at
-                       the first train update, as DreamerV3 does (a few
-                       seconds each; prints 'Compiling ...' first)
+  STANDIN_COMPILE=W    compile a JAX function (a few seconds, printing
+                       'Compiling for ...' and 'Compiled for ...') where
+                       DreamerV3 compiles: W is 'construction' (when the
+                       agent is built) or 'update' (at the first update)
   STANDIN_PARAM_MB=M   M megabytes of parameters (slow checkpoint writes)
   STANDIN_STEP_SLEEP=S sleep S seconds each env step (a slow run)
 """
@@ -36,6 +37,7 @@ from harmony_v3.config import ConfigError, load_config  # noqa: E402
 from harmony_v3.stop_signals import StopSignals  # noqa: E402
 
 CHUNK_STEPS = 64
+STANDIN_CHAIN = 80  # Operations in the compiled stand-in function.
 embodied.replay.Uniform = functools.partial(
     embodied.replay.Uniform, chunks=CHUNK_STEPS)
 PRESET = ['--task', 'atari_pong', '--run.steps', '600', '--run.eval_every',
@@ -123,8 +125,8 @@ class StandInAgent:
                    'updates': np.zeros((), np.int64)}
     self._loss = 0.0
     self._nan_at = int(os.environ.get('STANDIN_NAN_AT', 0))
-    self._compile = os.environ.get('STANDIN_COMPILE') == '1'
-    if self._compile:
+    self._compile = os.environ.get('STANDIN_COMPILE', '')
+    if self._compile == 'construction':
       _compile('agent construction')
 
   def policy(self, obs, state=None, mode='train'):
@@ -132,7 +134,7 @@ class StandInAgent:
     return {'action': np.eye(self.actions, dtype=np.float32)[index]}, state
 
   def train(self, data, state=None):
-    if self._compile and not int(self.params['updates']):
+    if self._compile == 'update' and not int(self.params['updates']):
       _compile('the first train update')
     self.params['updates'] += 1
     self.params['w'][:4] += data['reward'].mean(0)[:4]
@@ -167,11 +169,12 @@ def _compile(when: str) -> None:
   print(f'Compiling for {when}.', flush=True)
 
   def chain(x):
-    for i in range(400):
+    for i in range(STANDIN_CHAIN):
       x = jnp.tanh(x @ x.T + i) * jnp.sin(x)
     return x.sum()
   with jax.transfer_guard('allow'):
     jax.jit(chain).lower(jnp.ones((8, 8))).compile()
+  print(f'Compiled for {when}.', flush=True)
 
 
 def main(argv) -> int:
