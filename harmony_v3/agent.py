@@ -11,6 +11,7 @@ import contextlib
 import threading
 
 import jax
+import numpy as np
 
 from dreamerv3 import agent as base_agent
 from dreamerv3 import jaxagent
@@ -61,6 +62,26 @@ class HarmonyAgent(jaxagent.Wrapper(HarmonyAgentModule)):
       return result
     self._train = train_keeping_losses
     self._losses = {}
+
+  def dataset(self, generator):
+    """Batches of `batch_size` sequences from `generator`, on the device.
+
+    With `data_loaders` > 0 as in the base: background threads sample ahead,
+    so which steps a batch can hold depends on thread timing. With 0 the
+    batches are sampled in the caller's thread when asked for, which makes
+    training reproducible; the base's own path for 0 fails on JAX's
+    transfer guard (its batches stay NumPy arrays).
+    """
+    if self.data_loaders:
+      return super().dataset(generator)
+    sources = [generator() for _ in range(self.batch_size)]
+
+    def batches():
+      while True:
+        seqs = [next(source) for source in sources]
+        batch = {k: np.stack([s[k] for s in seqs]) for k in seqs[0]}
+        yield jax.device_put(batch, self.train_devices[0])
+    return batches()
 
   def last_losses(self) -> dict[str, float]:
     """The optimizer losses of the latest train update, as floats."""

@@ -139,10 +139,12 @@ def truncate_tensorboard(logdir: pathlib.Path, last_step: int) -> int:
   for path in sorted(pathlib.Path(logdir).glob('events.out.tfevents.*')):
     records = read_records(path)
     keep = [r for r in records if record_event(r).step <= last_step]
-    if len(keep) != len(records) or sum(map(len, records)) != (
+    if not keep:
+      path.unlink()
+    elif len(keep) != len(records) or sum(map(len, records)) != (
         path.stat().st_size):
       write_atomic(path, b''.join(keep))
-      dropped += len(records) - len(keep)
+    dropped += len(records) - len(keep)
   return dropped
 
 
@@ -177,7 +179,7 @@ class TensorBoardFrames:
         value = value[np.isfinite(value)]
         if not value.size:
           continue
-        proto = tbsummary.histogram(name, value, 'tensorflow')
+        proto = tbsummary.histogram(name, value, 'auto')
       elif value.ndim in (2, 3):
         proto = tbsummary.image(name, _to_uint8(value), dataformats=(
             'HW' if value.ndim == 2 else 'HWC'))

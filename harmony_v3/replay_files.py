@@ -109,9 +109,12 @@ def reconcile(directory: pathlib.Path, manifest: dict[str, dict],
   for tmp in (directory.glob('*' + TMP_SUFFIX) if directory.is_dir() else ()):
     tmp.unlink()
   steps = sum(newer.values())
-  if steps:
+  if steps and checkpoint:
     log(f'Discarded {steps:,} replay steps ({len(extra)} chunk files) '
         f'written after {where}: that part of the run is redone.')
+  elif steps:
+    log(f'Discarded {steps:,} replay steps ({len(extra)} chunk files) '
+        'that no checkpoint accounts for: the run starts from scratch.')
 
 
 def collect_garbage(directory: pathlib.Path,

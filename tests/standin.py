@@ -9,7 +9,9 @@ logs), at hundreds of steps per second and without JAX. Replay chunks hold 64
 steps (the base's 1024) so that full chunks are written between checkpoints.
 
 Environment variables (besides HARMONY_FAULT, see harmony_v3.faults):
-  STANDIN_NAN_AT=N     the N-th train update returns a NaN loss
+  STANDIN_NAN=W@N      from the N-th train update on, W is NaN: 'loss' (the
+                       update's loss), 'action' (the policy's actions) or
+                       'params' (the parameters, while the loss stays finite)
   STANDIN_COMPILE=W    compile a JAX function (a few seconds, printing
                        'Compiling for ...' and 'Compiled for ...') where
                        DreamerV3 compiles: W is 'construction' (when the
@@ -121,17 +123,25 @@ class StandInAgent:
     self.rng = np.random.default_rng(config.seed)
     self.actions = act_space['action'].shape[0]
     size = int(float(os.environ.get('STANDIN_PARAM_MB', 0)) * 2 ** 18)
-    self.params = {'w': np.zeros(max(size, 4), np.float32),
+    self.params = {'w': np.zeros(max(size, 8), np.float32),
                    'updates': np.zeros((), np.int64)}
     self._loss = 0.0
-    self._nan_at = int(os.environ.get('STANDIN_NAN_AT', 0))
+    what, _, nth = os.environ.get('STANDIN_NAN', '@0').partition('@')
+    self._nan, self._nan_at = what, int(nth)
     self._compile = os.environ.get('STANDIN_COMPILE', '')
     if self._compile == 'construction':
       _compile('agent construction')
 
   def policy(self, obs, state=None, mode='train'):
     index = self.rng.integers(0, self.actions, len(obs['is_first']))
-    return {'action': np.eye(self.actions, dtype=np.float32)[index]}, state
+    action = np.eye(self.actions, dtype=np.float32)[index]
+    if self._diverged('action'):
+      action[:] = np.nan
+    return {'action': action}, state
+
+  def _diverged(self, what: str) -> bool:
+    return self._nan == what and 0 < self._nan_at <= int(
+        self.params['updates'])
 
   def train(self, data, state=None):
     if self._compile == 'update' and not int(self.params['updates']):
@@ -139,8 +149,10 @@ class StandInAgent:
     self.params['updates'] += 1
     self.params['w'][:4] += data['reward'].mean(0)[:4]
     self._loss = float(self.params['w'][:4].sum())
-    if int(self.params['updates']) == self._nan_at:
+    if self._diverged('loss'):
       self._loss = float('nan')
+    if self._diverged('params'):
+      self.params['w'][-1] = np.nan
     return {}, state, {'model_loss': self._loss}
 
   def last_losses(self):

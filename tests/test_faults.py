@@ -208,20 +208,33 @@ def test_config_is_checked_from_the_checkpoint(tmp_path):
   assert 'checkpoint.ckpt' in second.output
 
 
-def test_nonfinite_loss_stops_with_the_step_and_last_checkpoint(tmp_path):
-  """Defect E: the first NaN update stops the run; no NaN checkpoint."""
+NONFINITE = [
+    # Update 120 comes at step 100 + 2 * 120 - 1 = 339; the last checkpoint
+    # before it was the one after the evaluation at step 200.
+    ('loss@120', 'Training diverged at step 339 (update 120): '
+                 'model_opt_loss = nan.'),
+    ('action@120', "The policy returned a non-finite 'action' at step 339 "
+                   '(update 120)'),
+    ('params@120', "1 parameters hold NaN or inf at step 400, e.g. ['w']."),
+]
+
+
+@pytest.mark.parametrize('nan, message', NONFINITE,
+                         ids=[n[0] for n in NONFINITE])
+def test_nonfinite_values_stop_the_run_and_are_never_saved(
+    nan, message, tmp_path):
+  """Defect E: a clear error naming the step and the last good checkpoint;
+  no checkpoint with NaN in it."""
   logdir = tmp_path / 'run'
-  first = run(logdir, env={'STANDIN_NAN_AT': '120'})
+  first = run(logdir, env={'STANDIN_NAN': nan})
   assert first.process.exitcode == 2, first.output[-3000:]
-  # Update 120 comes at step 100 + 2 * 120 - 1 = 339; the checkpoint
-  # before it was the one after the evaluation at step 200.
-  assert 'Training diverged at step 339 (update 120): model_opt_loss = nan' \
-      in first.output
+  assert message in first.output
   assert f'The last good checkpoint is {logdir}/checkpoint.ckpt at step ' \
-      '200' in first.output
+      '200; it is left as it was.' in first.output
   from harmony_v3 import checkpoint
   payload = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
-  assert payload['step'] == 200
+  assert payload['step'] == 200 and not checkpoint.nonfinite_leaves(
+      payload['agent'])
 
 
 def _mount_tmpfs(folder: pathlib.Path, size: str) -> bool:
