@@ -32,7 +32,7 @@ class ReplayError(CheckpointError):
 
 
 def chunk_steps(name: str) -> int:
-  """Steps in a chunk file, from its name `<time>-<uuid>-<succ>-<steps>.npz`."""
+  """Steps in a chunk file, from its name (`<time>-<uuid>-<next>-<steps>`)."""
   return int(pathlib.Path(name).stem.split('-')[3])
 
 

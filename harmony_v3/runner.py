@@ -318,8 +318,10 @@ class Trainer:
     bad = ckpt.nonfinite_leaves(agent)
     if bad:
       raise NonFiniteError(
-          f'{len(bad)} parameters hold NaN or inf at step {step:,}, e.g. '
-          f'{bad[0]}. {self._last_good()}')
+          f'{len(bad)} parameter arrays hold NaN or inf at step {step:,} '
+          f'(e.g. {bad[0]}); no checkpoint is written. {self._last_good()} '
+          'Resuming would diverge again: change the config (e.g. a lower '
+          'learning rate) in a new --logdir.')
     self.state.ratio_prev = self.should_train._prev
     with self.signals.critical(), self._disk_full_is_an_error():
       self.replay.save(wait=True)

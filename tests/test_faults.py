@@ -46,7 +46,8 @@ KILLS = [
     ('during_eval@2', 'Discarded'),              # Mid-evaluation.
     # After the last step's logs, during the last evaluation: the logs of
     # step 600 must go, from the JSON lines and from TensorBoard.
-    ('during_eval@3', 'TensorBoard events logged after the checkpoint at step 400'),
+    ('during_eval@3',
+     'TensorBoard events logged after the checkpoint at step 400'),
     ('after_update@120', 'Discarded'),           # Anywhere in training.
     ('after_final_save', None),                  # Before done.json.
 ]
@@ -215,7 +216,8 @@ NONFINITE = [
                  'model_opt_loss = nan.'),
     ('action@120', "The policy returned a non-finite 'action' at step 339 "
                    '(update 120)'),
-    ('params@120', "1 parameters hold NaN or inf at step 400, e.g. ['w']."),
+    ('params@120', "1 parameter arrays hold NaN or inf at step 400 (e.g. "
+                   "['w']); no checkpoint is written."),
 ]
 
 

@@ -48,7 +48,8 @@ class Trainer:
     import standin
     _start_forkserver()
     self.logdir = pathlib.Path(logdir)
-    self.log_path = self.logdir.parent / f'{self.logdir.name}.{time.time_ns()}.log'
+    self.log_path = self.logdir.parent / (
+        f'{self.logdir.name}.{time.time_ns()}.log')
     env = dict(env or {})
     if fault:
       env['HARMONY_FAULT'] = fault
