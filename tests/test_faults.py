@@ -68,6 +68,20 @@ def test_kill_then_resume_ends_as_an_uninterrupted_run(
   assert facts(logdir) == reference
 
 
+def test_kill_during_the_first_compilation(reference, tmp_path):
+  """SIGKILL while XLA compiles the first update (a real compilation)."""
+  import signal
+  logdir = tmp_path / 'run'
+  first = Trainer(logdir, env={'STANDIN_COMPILE': 'update'})
+  first.wait_for('Compiling for the first train update.')
+  first.signal(signal.SIGKILL)
+  assert first.wait() == KILLED
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert 'at step 0 (0 replay steps' in second.output  # Prefill redone.
+  assert facts(logdir) == reference
+
+
 def test_kill_after_the_final_save_finishes_without_a_second_record(
     reference, tmp_path):
   logdir = tmp_path / 'run'
