@@ -20,7 +20,12 @@ def make_env(config: embodied.Config, seed: int) -> embodied.Env:
 def _worker_ctor(config: dict, seed: int):
   # Runs in the worker process (spawned): importing harmony_v3 applies the
   # patches. The worker never computes with JAX; keeping JAX on the CPU makes
-  # sure no worker ever claims GPU memory.
+  # sure no worker ever claims GPU memory. Ctrl-C and SIGTERM reach the whole
+  # process group, but only the trainer decides when to stop: a worker
+  # quits when the trainer closes it or goes away.
+  import signal
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
   import jax
   jax.config.update('jax_platforms', 'cpu')
   import harmony_v3  # noqa: F401

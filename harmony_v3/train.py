@@ -15,7 +15,7 @@ import warnings
 from typing import Sequence
 
 from .config import ConfigError, available_presets, load_config
-from .checkpoint import CheckpointError
+from .stop_signals import StopSignals
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -81,40 +81,38 @@ def setup_jax(config):
   return config
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  try:
-    config = build_config(argv)
-  except (ConfigError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  config = setup_jax(config)
-  import harmony_v3  # noqa: F401  (patches)
-  from .agent import HarmonyAgent
+def make_envs(config) -> tuple:
+  """The training env batch and the evaluation env batch of a run."""
   from .envs import make_batch_env
-  from .runner import Trainer
-  train_env = eval_env = trainer = None
+  train_env = make_batch_env(config, config.envs.amount, config.seed)
   try:
-    train_env = make_batch_env(config, config.envs.amount, config.seed)
     eval_env = make_batch_env(
         config, config.run.eval_envs, config.seed + 1_000_000,
         processes=config.run.eval_processes)
-    trainer = Trainer(config, HarmonyAgent, train_env, eval_env)
-    print(f'Logdir: {trainer.logdir}')
-    summary = trainer.run()
-    print(f"Done: {summary['steps']:,} steps, final evaluation "
-          f"{summary['final_eval_mean']} at {summary['final_eval_frames']} "
-          'frames.')
-    return 0
-  except (ConfigError, CheckpointError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    return 130
+  except BaseException:
+    train_env.close()
+    raise
+  return train_env, eval_env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  # First of all: from here on SIGTERM and Ctrl-C ask for a clean stop
+  # (see harmony_v3.stop_signals), also during imports and compilation.
+  signals = StopSignals().install()
+  try:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+      config = build_config(argv)
+    except (ConfigError, ValueError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 2
+    config = setup_jax(config)
+    import harmony_v3  # noqa: F401  (patches)
+    from .agent import HarmonyAgent
+    from .runner import train
+    return train(config, HarmonyAgent, make_envs, signals)
   finally:
-    for env in (train_env, eval_env):
-      if env is not None:
-        env.close()
+    signals.restore()
 
 
 if __name__ == '__main__':
