@@ -239,6 +239,21 @@ def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
   assert not plan.is_locked(logroot / 'harmony/boxing/seed0')
 
 
+def test_a_trainer_started_by_hand_counts_as_running(tmp_path):
+  """A folder whose trainer lock (.trainer.lock) is held is left alone."""
+  from harmony_v3 import run_lock
+  folder = tmp_path / 'harmony/pong/seed0'
+  folder.mkdir(parents=True)
+  (folder / 'checkpoint.ckpt').write_bytes(b'')
+  assert plan.run_status(folder) == 'resume'
+  fd = run_lock.acquire(folder)
+  try:
+    assert plan.run_status(folder) == 'running'
+  finally:
+    run_lock.release(fd)
+  assert plan.run_status(folder) == 'resume'
+
+
 def test_exit_0_without_done_json_is_a_failure(fake, capsys, monkeypatch):
   monkeypatch.setenv('FAKE_NO_DONE_GAME', 'pong')
   code, out, _ = run_main(capsys, '--cpu', '--games', 'pong', 'boxing',

@@ -5,6 +5,7 @@ Every engine (local, SLURM, Ray) works from the same plan. A run's folder,
 
   done.json         the run has finished          -> status 'done' (skipped)
   .sweep.lock       held by the trainer at work   -> 'running' (left alone)
+  .trainer.lock     held by a trainer started by hand (run_lock.py) -> 'running'
   checkpoint.ckpt   an interrupted run            -> 'resume'
   (none of these)                                 -> 'new'
 
@@ -24,6 +25,7 @@ import re
 import signal
 from typing import Any, Sequence
 
+from .. import run_lock
 from ..games import ATARI100K_GAMES
 
 DEFAULT_LOGROOT = '~/logdir/harmony_v3_atari100k'
@@ -127,7 +129,7 @@ def run_status(folder: pathlib.Path) -> str:
   folder = pathlib.Path(folder)
   if (folder / 'done.json').is_file():
     return 'done'
-  if is_locked(folder):
+  if is_locked(folder) or run_lock.is_locked(folder):
     return 'running'
   if (folder / 'checkpoint.ckpt').is_file():
     return 'resume'
