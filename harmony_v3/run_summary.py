@@ -14,9 +14,10 @@ train updates its `s_i` needed to come within 10% of its optimum. At each
 log k, the target is `log sigma*_k`, the App. B optimum
 (`harmonizer.optimal_sigma`, rectified or not as the run's config says) of
 the running mean loss `m_k`: the plain mean of the logged
-`train/harmony_loss_i` over the last `ADAPTATION_WINDOW` = 5 logs up to and
-including log k (fewer at the start; each logged value is itself the mean
-over its logging window). `s_i` is within 10% at log k when
+`train/harmony_loss_i` over the logs of the last `ADAPTATION_WINDOW` = 1,000
+updates up to log k (the logs whose `perf/updates` exceeds log k's minus
+1,000, log k included; each logged value is itself the mean over
+its logging window). `s_i` is within 10% at log k when
 
   |s_k - log sigma*_k| <= 0.1 * |log sigma*_k|,
 
@@ -40,7 +41,7 @@ from .scores import read_config
 
 HARMONIZERS = ('reward', 'obs', 'dyn')
 TIME_SHARES = ('env', 'policy', 'data', 'train', 'eval', 'other')
-ADAPTATION_WINDOW = 5  # Logs in the running mean of a harmonizer's loss.
+ADAPTATION_WINDOW = 1000  # Updates in the running mean of a harmonizer's loss.
 ADAPTATION_TOLERANCE = 0.1  # "Within 10%" of log sigma*.
 
 
@@ -120,10 +121,12 @@ def adaptation(metrics: Sequence[dict], name: str, rectified: bool = True,
   logs = [r for r in metrics if all(k in r for k in keys)]
   if not logs:
     return None
-  losses = [r[keys[0]] for r in logs]
+  losses = np.array([r[keys[0]] for r in logs])
+  updates = np.array([r['perf/updates'] for r in logs])
   reached = None
   for k, record in enumerate(logs):
-    mean_loss = float(np.mean(losses[max(0, k + 1 - window):k + 1]))
+    recent = (updates > updates[k] - window) & (updates <= updates[k])
+    mean_loss = float(losses[recent].mean())
     target = float(np.log(optimal_sigma(mean_loss, rectified)))
     s = record[keys[1]]
     within = abs(s - target) <= tolerance * abs(target)

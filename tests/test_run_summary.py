@@ -117,8 +117,9 @@ def test_adaptation_rectified_uses_eq12(tmp_path):
   assert a['updates'] == 600 and a['within_at_end'] is True
 
 
-def test_adaptation_running_mean_is_the_last_five_logs(tmp_path):
-  # Losses 1, 1, 1, 1, 1, 6: at the sixth log the mean of the last five is
+def test_adaptation_running_mean_is_the_last_1000_updates(tmp_path):
+  # Logs every 200 updates, losses 1, 1, 1, 1, 1, 6: at the sixth log
+  # (update 1,200) the last 1,000 updates hold the logs at 400..1,200, mean
   # (1 + 1 + 1 + 1 + 6) / 5 = 2 (unrectified target log 2 = 0.693). The last
   # loss alone (log 6 = 1.79) or all six logs (log 11/6 = 0.606) would put
   # s = 0.68 outside 10%.
