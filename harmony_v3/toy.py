@@ -1,8 +1,9 @@
 """Cue: a small image task that an agent solves only by learning (`toy_cue`).
 
-Each observation is a 64x64 RGB image showing one of `cues` cues, drawn
-uniformly at random every step: the cue's vertical stripe of the image is
-filled with the cue's colour, the rest is black. The actions are the cue
+Each observation is an RGB image (64x64 by default; the `cue` preset, made
+for CPUs, uses 16x16) showing one of `cues` cues, drawn uniformly at random
+every step: the cue's vertical stripe of the image is filled with the cue's
+colour, the rest is black. The actions are the cue
 indices. The reward that arrives with the next observation is 1 if the
 action matched the cue of the image it was taken on, else 0. As in DreamerV3,
 the reward `r_t` comes with `o_t` after `a_{t-1}`, so the world model has to

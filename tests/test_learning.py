@@ -118,8 +118,9 @@ def test_learning_check_fails_when_learning_is_broken(runs, broken):
   run = runs[broken]
   assert run['returncode'] == 0, _describe(run)
   assert not learned(run['logdir']), _describe(run)
-  # Not merely below the threshold: at chance. With 32 episodes the mean
-  # return of a blind policy has a standard deviation of about 0.4.
+  # Not merely below the threshold: at chance. Over 32 episodes the mean
+  # return of a blind policy has a standard deviation of sqrt(16 * 1/4 *
+  # 3/4 / 32) = 0.31.
   assert abs(final_score(run['logdir']) - CHANCE) <= 1.5, _describe(run)
 
 
