@@ -1,7 +1,10 @@
-"""Train Harmony DreamerV3 (or the DreamerV3 baseline) on one Atari 100K game.
+"""Train Harmony DreamerV3 (or the DreamerV3 baseline) on one task: an Atari
+100K game, or the cue task that checks learning on a CPU.
 
   python -m harmony_v3.train --task atari_pong [--configs atari100k]
       [--seed N] [--logdir DIR] [--harmony.enabled False] [--dotted.key value]
+
+  python -m harmony_v3.train --configs tiny cue    # the cue task, toy_cue
 
 Every config key of DreamerV3 1.5.0 and of `configs/` can be set with a
 dotted flag. Rerunning the same command with the same --logdir resumes.
@@ -23,7 +26,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
       prog='python -m harmony_v3.train', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--task', default=None,
-                      help='atari_<game>, e.g. atari_pong (default: preset)')
+                      help='atari_<game>, e.g. atari_pong, or toy_cue '
+                           '(default: preset)')
   parser.add_argument('--configs', nargs='+', default=['atari100k'],
                       help='presets applied in order (default: atari100k); '
                            'available: ' + ', '.join(available_presets()))
@@ -48,8 +52,8 @@ def build_config(argv: Sequence[str]):
     if value is not None:
       rest += [f'--{key}', str(value)]
   config = load_config(args.configs, rest)
-  from .games import game_from_task
-  game_from_task(config.task)  # Unknown games fail here, listing valid ones.
+  from .envs import check_task
+  check_task(config)  # Unknown tasks fail here, listing valid ones.
   if config.logdir == '/dev/null':
     config = config.update(logdir=default_logdir(config))
   return config
@@ -88,7 +92,7 @@ def make_envs(config) -> tuple:
   try:
     eval_env = make_batch_env(
         config, config.run.eval_envs, config.seed + 1_000_000,
-        processes=config.run.eval_processes)
+        processes=config.run.eval_processes, evaluation=True)
   except BaseException:
     train_env.close()
     raise
