@@ -6,6 +6,8 @@ One plan, and one small module per engine over it:
   launch.py      one run's command line and environment; progress lines
   devices.py     which GPUs, and each run's share of a GPU's memory
   calibrate.py   how many runs share a GPU, measured (--per-gpu auto)
+  engine.py      what the local and Ray engines share: exit reports,
+                 signals, the end summary
   local.py       this machine: K trainer processes per GPU
   slurm.py       a SLURM job array: each element is one GPU running the
                  local engine on its slice of the plan

@@ -37,11 +37,10 @@ from typing import Callable, Sequence
 
 from ..progress import format_duration
 from . import calibrate
-from .launch import (Launch, final_eval, last_line, launch_for, log_exit,
-                     log_start, say, stamped)
-from .local import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from .plan import (STOPPED_CODES, Plan, Run, lock_run, pending_first,
-                   run_status, status_counts)
+from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SweepEngine
+from .launch import Launch, launch_for, log_exit, log_start, say, stamped
+from .plan import (Plan, Run, lock_run, pending_first, run_status,
+                   status_counts)
 
 POLL_SECONDS = 0.2
 LOCK_WAIT_SECONDS = 30  # A retry may wait this long for a dying trainer.
@@ -118,35 +117,25 @@ def gpu_share(per_gpu: int) -> float:
   return math.floor(10000 / per_gpu) / 10000
 
 
-class RayDriver:
+class RayDriver(SweepEngine):
   """Submits one task per pending run and follows them to the end."""
+
+  stop_notice = ('cancelling {count} task(s); running trainers save a '
+                 'checkpoint and stop')
+  unit = 'task(s)'
 
   def __init__(self, runs: Sequence[Run], launch: Launch, per_gpu: int,
                retries: int, out: Callable[[str], None] | None = None):
-    self.runs = list(runs)
-    self.total = len(self.runs)
-    self.launch = launch
+    super().__init__(runs, launch, out)
     self.per_gpu = per_gpu
     self.retries = retries
-    self.out = out or (lambda text: print(text, flush=True))
-    self.skipped = [r for r in self.runs if r.status == 'done']
-    self.busy = [r for r in self.runs if r.status == 'running']
-    self.queue = pending_first(self.runs)
     self.tasks: dict = {}   # ObjectRef -> Run
-    self.finished: list[Run] = []
-    self.failed: list[tuple[Run, str]] = []
-    self.interrupted: list[Run] = []
-    self.not_started: list[Run] = []
-    self.signals = 0
-    self.forwarded = 0
 
-  def say(self, text: str) -> None:
-    self.out(stamped(text))
+  def _left(self) -> str:
+    return f'tasks left {len(self.tasks)}'
 
-  def _counts(self) -> str:
-    return (f'(tasks left {len(self.tasks)}, done '
-            f'{len(self.skipped) + len(self.finished)}/{self.total}, failed '
-            f'{len(self.failed)})')
+  def _in_flight(self) -> int:
+    return len(self.tasks)
 
   def submit(self) -> None:
     """One task per queued run."""
@@ -185,95 +174,33 @@ class RayDriver:
       self.busy.append(run)
       self.say(f'skipped {run.name}: another process is training it')
       return
-    code, where = result['code'], result['where']
-    took = format_duration(result['seconds'])
-    done = (run.folder / 'done.json').is_file()
-    if code == 0 and done:
-      self.finished.append(run)
-      self.say(f'finished {run.name} on {where} in {took}'
-               f'{final_eval(run.folder)} {self._counts()}')
-    elif (self.signals or result['stopped']) and code in STOPPED_CODES:
-      self.interrupted.append(run)
-      self.say(f'stopped {run.name} on {where} after {took} (exit {code}; '
-               f'rerun to resume) {self._counts()}')
-    else:
-      why = f'exit {code}' + ('' if code else ', no done.json')
-      self.failed.append((run, why))
-      self.say(f'FAILED {run.name} on {where} ({why}) after {took}, log: '
-               f'{run.log} {self._counts()}')
-      last = last_line(run.log)
-      if last:
-        self.out(f'           last log line: {last}')
+    self._report_exit(run, result['code'], result['seconds'],
+                      self.stopping or result['stopped'],
+                      where=f' on {result["where"]}')
 
-  def _on_signal(self, signum, frame) -> None:
-    self.signals += 1  # Acted on by the loop: no output from a handler.
-
-  def _handle_signals(self) -> None:
+  def _stop_all(self) -> None:
+    """Cancel every task: a running trainer gets one SIGTERM and saves, a
+    waiting task never starts."""
     import ray
-    if self.signals == self.forwarded:
-      return
-    if self.forwarded == 0:
-      self.say(f'Interrupted: cancelling {len(self.tasks)} task(s); running '
-               'trainers save a checkpoint and stop (signal again twice to '
-               'kill them).')
-      for ref in self.tasks:
-        ray.cancel(ref)
-    elif self.signals >= 3:
-      self.say(f'Killing {len(self.tasks)} task(s): their progress since '
-               'their last checkpoint is lost.')
-      for ref in self.tasks:
-        ray.cancel(ref, force=True)
-    else:
-      self.say(f'Waiting for {len(self.tasks)} task(s) to save their '
-               'checkpoints; signal once more to kill them.')
-    self.forwarded = self.signals
+    for ref in self.tasks:
+      ray.cancel(ref)
 
-  def execute(self) -> int:
-    """Submit, then wait for every task; the exit status of the sweep."""
+  def _kill_all(self) -> None:
+    """Force-cancel every task: workers and their trainers are killed."""
     import ray
-    handled = [signal.SIGINT, signal.SIGTERM]
-    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-      handled.append(signal.SIGHUP)
-    previous = {s: signal.signal(s, self._on_signal) for s in handled}
-    try:
-      self.submit()
-      while self.tasks:
-        self._handle_signals()
-        ready, _ = ray.wait(list(self.tasks), num_returns=len(self.tasks),
-                            timeout=POLL_SECONDS)
-        for ref in ready:
-          self._end(ref)
-    except BaseException:
-      for ref in self.tasks:
-        ray.cancel(ref)  # Never leave runs behind unawares.
-      raise
-    finally:
-      for signum, handler in previous.items():
-        signal.signal(signum, handler)
-    if self.signals:
-      return EXIT_INTERRUPTED
-    return EXIT_FAILED if self.failed else EXIT_OK
+    for ref in self.tasks:
+      ray.cancel(ref, force=True)
 
-  def summary(self) -> str:
-    """The end summary, as the local engine's."""
-    def names(runs):
-      return '    ' + (', '.join(r.name for r in runs) or '-')
-    lines = [f'Sweep summary ({self.total} runs):',
-             f'  finished now: {len(self.finished)}', names(self.finished),
-             f'  failed: {len(self.failed)}']
-    for run, why in self.failed:
-      lines.append(f'    {run.name}: {why}, log: {run.log}')
-    if self.interrupted:
-      lines += [f'  stopped (rerun the same command to resume): '
-                f'{len(self.interrupted)}', names(self.interrupted)]
-    if self.not_started:
-      lines.append(f'  not started: {len(self.not_started)}')
-    if self.busy:
-      lines += [f'  busy (trained by another process, left alone): '
-                f'{len(self.busy)}', names(self.busy)]
-    lines += [f'  skipped (already done): {len(self.skipped)}',
-              names(self.skipped)]
-    return '\n'.join(lines)
+  def _run(self) -> None:
+    """Submit, then wait for every task."""
+    import ray
+    self.submit()
+    while self.tasks:
+      self._handle_signals()
+      ready, _ = ray.wait(list(self.tasks), num_returns=len(self.tasks),
+                          timeout=POLL_SECONDS)
+      for ref in ready:
+        self._end(ref)
 
 
 def _gpu_node_size() -> tuple[int, int]:

@@ -45,8 +45,9 @@ from typing import Sequence
 
 from . import calibrate
 from .devices import check_jax_gpu, visible_devices
+from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from .launch import launch_for, say
-from .local import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LocalSweep
+from .local import LocalSweep
 from .plan import (Plan, Run, SweepError, pending_first, read_plan_file,
                    status_counts, write_plan_file)
 
