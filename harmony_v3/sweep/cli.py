@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 from ..games import ATARI100K_GAMES
 from . import calibrate, local
 from .devices import GPU_MEMORY_SHARE, check_jax_gpu
+from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from .launch import launch_for, say, train_command
 from .plan import (DEFAULT_LOGROOT, DEFAULT_NUM_SEEDS, METHODS, Plan, Run,
                    SweepError, check_extra_args, check_games,
@@ -56,7 +57,6 @@ from .plan import (DEFAULT_LOGROOT, DEFAULT_NUM_SEEDS, METHODS, Plan, Run,
 ENGINES = ('local', 'slurm', 'ray')
 # Replaces `python -m harmony_v3.scores` (for tests and odd setups).
 SCORES_CMD_ENV = 'HARMONY_SCORES_CMD'
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
