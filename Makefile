@@ -7,14 +7,15 @@ TASK ?= atari_pong
 CONFIGS ?= atari100k
 ARGS ?=
 
-.PHONY: install install-gpu train test sweep scores bench wheelhouse clean
+.PHONY: install install-gpu install-ray train test test-slurm sweep scores bench \
+	wheelhouse clean
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	# The base, pinned: the exact code behind the paper's Atari results. Its
 	# declared requirements (gym==0.19, tensorflow-cpu, crafter) no longer
-	# install, so it goes in without them; setup.py declares the real ones.
+	# install, so it goes in without them; pyproject.toml declares the real ones.
 	$(PY) -m pip install --no-deps dreamerv3==1.5.0
 	$(PY) -m pip install -e '.[test]'
 	touch $@
@@ -25,14 +26,24 @@ install: $(VENV)/.installed
 install-gpu: install
 	$(PY) -m pip install "jax[cuda12]==$$($(PY) -c 'import jax; print(jax.__version__)')"
 
+# Ray for `run_atari100k.sh --engine ray` and its tests (the `ray` extra).
+install-ray: install
+	$(PY) -m pip install -e '.[test,ray]'
+
 train: install
 	$(PY) -m harmony_v3.train --task $(TASK) --configs $(CONFIGS) $(ARGS)
 
 test: install
 	$(PY) -m pytest tests
 
+# The SLURM engine on real SLURM: a single-node cluster on this machine
+# (scripts/slurm_local_cluster.sh; root, and apt-get the first time), real
+# job arrays. Skips with the reason where it cannot run.
+test-slurm: install
+	HARMONY_SLURM_TESTS=1 $(PY) -m pytest tests/test_sweep_slurm.py
+
 sweep: install
-	PATH=$(abspath $(VENV))/bin:$$PATH ./run_atari100k.sh $(ARGS)
+	PATH=$(abspath $(VENV))/bin:$$PATH PYTHON=$(abspath $(PY)) ./run_atari100k.sh $(ARGS)
 
 scores: install
 	$(PY) -m harmony_v3.scores $(ARGS)
@@ -45,7 +56,7 @@ bench: install
 # the training and bench commands need, dreamerv3 and harmony_v3 included.
 # On that machine: pip install --no-index --no-deps --target DIR $(WHEELHOUSE)/*.whl
 WHEELHOUSE ?= .whl
-TFP_PIN := $(shell grep -o "tfp-nightly==[^']*" setup.py)
+TFP_PIN := $(shell grep -o 'tfp-nightly==[^"]*' pyproject.toml)
 OFFLINE_WHEELS := $(TFP_PIN) decorator gast dm-tree ruamel.yaml \
 	ruamel.yaml.clib gymnasium farama-notifications ale-py tensorboardX
 PLATFORMS := $(foreach tag,1 2014 _2_17 _2_24 _2_27 _2_28,\

@@ -3,6 +3,12 @@
 # 26 games x 5 seeds on every visible GPU, resumable. Options: --help.
 #   ./run_atari100k.sh --dry-run
 #   ./run_atari100k.sh --both --per-gpu 2 --logroot ~/logdir/atari100k
-# Uses $PYTHON if set, else the `python` on PATH.
+# Python: $PYTHON if set, else this project's .venv/bin/python (what
+# `make install` creates next to this script) if it exists, else `python`.
 set -euo pipefail
-exec "${PYTHON:-python}" -m harmony_v3.sweep "$@"
+here="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+if [[ -z "${PYTHON:-}" ]]; then
+  PYTHON=python
+  [[ -x "$here/.venv/bin/python" ]] && PYTHON="$here/.venv/bin/python"
+fi
+exec "$PYTHON" -m harmony_v3.sweep "$@"

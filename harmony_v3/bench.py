@@ -336,10 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   args, rest = parse_args(argv)
   from .config import ConfigError, load_config
-  from .games import game_from_task
-  try:  # Bad presets, keys, values or games: a message, not a traceback.
-    load_config(args.configs, ['--task', args.task, *rest])
-    game_from_task(args.task)
+  from .envs import check_task
+  try:  # Bad presets, keys, values or tasks: a message, not a traceback.
+    check_task(load_config(args.configs, ['--task', args.task, *rest]))
   except (ConfigError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -1,8 +1,10 @@
 """Checkpoints: written atomically, checked before anything is loaded.
 
 A checkpoint holds the agent's variables (parameters, optimizer states and
-the harmonizers), the step counter and the run's own counters. The replay
-buffer is saved beside it by the replay itself (`replay/*.npz`).
+the harmonizers), the step counter, the run's own counters, the run's config
+and the manifest of the replay chunk files it accounts for (see
+`replay_files`). It is the one record of where a run is: on resume, the
+logs and the replay folder are brought back to it.
 """
 from __future__ import annotations
 
@@ -14,23 +16,57 @@ import time
 import jax
 import numpy as np
 
-FORMAT = 'harmony_v3/checkpoint/1'
+from . import faults
+from .errors import RunError
+
+FORMAT = 'harmony_v3/checkpoint/2'
+# Version 1 had no config and no replay manifest; such checkpoints resume
+# with the replay folder as found and the config checked against config.yaml.
+OLD_FORMATS = ('harmony_v3/checkpoint/1',)
+TMP_SUFFIX = '.tmp'
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RunError):
   """A checkpoint that cannot be read or does not fit the current run."""
 
 
-def save_checkpoint(path: pathlib.Path, payload: dict) -> None:
-  """Pickle `payload` to `path` via a temporary file and an atomic rename."""
+def _fsync_dir(directory: pathlib.Path) -> None:
+  fd = os.open(directory, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def write_atomic(path: pathlib.Path, data: bytes) -> None:
+  """Write `data` to `path` through a synced temporary file and a rename.
+
+  On failure the temporary file is removed and the OSError names `path`;
+  whatever was at `path` before is left as it was.
+  """
   path = pathlib.Path(path)
-  tmp = path.with_name(path.name + '.tmp')
-  with tmp.open('wb') as f:
-    pickle.dump({'format': FORMAT, 'time': time.time(), **payload}, f,
-                protocol=pickle.HIGHEST_PROTOCOL)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  tmp = path.with_name(path.name + TMP_SUFFIX)
+  try:
+    faults.check_write(tmp)
+    with tmp.open('wb') as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    if path.suffix == '.ckpt':
+      faults.point('during_checkpoint_write')
+    os.replace(tmp, path)
+  except OSError as e:
+    tmp.unlink(missing_ok=True)
+    raise type(e)(e.errno, f'{e.strerror} (writing {path})',
+                  str(path)) from None
+  _fsync_dir(path.parent)
+
+
+def save_checkpoint(path: pathlib.Path, payload: dict) -> None:
+  """Pickle `payload` to `path` atomically (see `write_atomic`)."""
+  data = pickle.dumps({'format': FORMAT, 'time': time.time(), **payload},
+                      protocol=pickle.HIGHEST_PROTOCOL)
+  write_atomic(path, data)
 
 
 def load_checkpoint(path: pathlib.Path) -> dict:
@@ -43,11 +79,14 @@ def load_checkpoint(path: pathlib.Path) -> dict:
     raise CheckpointError(
         f'Checkpoint {path} is corrupt or unreadable ({type(e).__name__}: '
         f'{e}). Move it away to start this run from scratch.') from None
-  if not isinstance(payload, dict) or payload.get('format') != FORMAT:
+  if not isinstance(payload, dict) or payload.get('format') not in (
+      FORMAT, *OLD_FORMATS):
     raise CheckpointError(
         f'{path} is not a harmony_v3 checkpoint (format '
         f'{payload.get("format") if isinstance(payload, dict) else "?"}).')
-  for key in ('step', 'agent', 'run'):
+  needed = ('step', 'agent', 'run') + (
+      ('config', 'replay') if payload['format'] == FORMAT else ())
+  for key in needed:
     if key not in payload:
       raise CheckpointError(f'Checkpoint {path} lacks its {key!r} entry.')
   return payload
@@ -57,6 +96,18 @@ def _signature(tree) -> dict[str, tuple]:
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
   return {jax.tree_util.keystr(p): (np.shape(v), np.asarray(v).dtype.str)
           for p, v in leaves}
+
+
+def nonfinite_leaves(tree) -> list[str]:
+  """Names of the floating-point leaves of `tree` holding NaN or inf."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  bad = []
+  for keys, value in leaves:
+    value = np.asarray(value)
+    if np.issubdtype(value.dtype, np.inexact) and not np.isfinite(
+        value).all():
+      bad.append(jax.tree_util.keystr(keys))
+  return bad
 
 
 def check_compatible(saved, current, path: pathlib.Path) -> None:

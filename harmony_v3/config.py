@@ -93,13 +93,46 @@ def load_config(presets: Sequence[str] = ('atari100k',),
   return config
 
 
+def _whole(value) -> bool:
+  """Whether a config value is a whole number (1e5 counts, 0.5 does not)."""
+  try:
+    return float(value).is_integer()
+  except (TypeError, ValueError):
+    return False
+
+
 def validate(config: embodied.Config) -> None:
   """Reject values that the base would only fail on much later, or silently."""
   problems = []
   run = config.run
-  for key in ('steps', 'eval_every', 'eval_eps', 'eval_envs', 'train_ratio'):
-    if not run[key] > 0:
-      problems.append(f'run.{key} must be positive, got {run[key]}')
+  for key in ('steps', 'eval_every', 'eval_eps', 'eval_envs'):
+    if not _whole(run[key]) or run[key] < 1:
+      problems.append(f'run.{key} must be a whole number >= 1, got {run[key]}')
+  if not run.train_ratio > 0:
+    problems.append(f'run.train_ratio must be positive, got {run.train_ratio}')
+  for key in ('save_every', 'log_every'):
+    if not run[key] >= 0:
+      problems.append(f'run.{key} must be >= 0 seconds (0: never), got '
+                      f'{run[key]}')
+  for key in ('train_fill', 'expl_until'):
+    if not _whole(run[key]) or run[key] < 0:
+      problems.append(f'run.{key} must be a whole number >= 0, got {run[key]}')
+  if not _whole(config.seed) or config.seed < 0:
+    problems.append(f'seed must be a whole number >= 0, got {config.seed}')
+  if not _whole(config.envs.amount) or config.envs.amount < 1:
+    problems.append(f'envs.amount must be a whole number >= 1, got '
+                    f'{config.envs.amount}')
+  if not _whole(config.data_loaders) or config.data_loaders < 0:
+    problems.append(f'data_loaders must be a whole number >= 0, got '
+                    f'{config.data_loaders}')
+  fill = max(config.batch_size * config.batch_length, run.train_fill)
+  if not _whole(config.replay_size) or config.replay_size < fill:
+    problems.append(
+        f'replay_size must be a whole number of sequences >= {fill:g} (one '
+        'batch, and run.train_fill), got ' + f'{config.replay_size}')
+  if not str(config.logdir).strip():
+    problems.append("logdir must not be empty (it would train into the "
+                    "current folder); leave --logdir out for the default")
   if config.batch_size < 1 or config.batch_length < 2:
     problems.append('batch_size must be >= 1 and batch_length >= 2')
   if config.jax.platform not in ('cpu', 'gpu', 'tpu', 'cuda'):

@@ -1,43 +1,106 @@
-"""Building Atari environments from a config, one or a batch of them."""
+"""Building environments from a config, one or a batch of them.
+
+A task is named `<suite>_<name>`: `atari_<game>` for the 26 Atari 100K games
+(harmony_v3.atari) and `toy_cue` for the cue task (harmony_v3.toy). `SUITES`
+maps each suite to its env constructor; `check_task` tells the user the
+valid names.
+"""
 from __future__ import annotations
 
 from functools import partial
+from typing import Callable
 
 import dreamerv3
 import embodied
 
-from .games import game_from_task
+from . import toy
+from .games import ATARI100K_GAMES, game_from_task
 
 
-def make_env(config: embodied.Config, seed: int) -> embodied.Env:
-  """One Atari env for `config.task`, wrapped as DreamerV3 expects."""
+def _make_atari(config: embodied.Config, seed: int,
+                evaluation: bool) -> embodied.Env:
   from .atari import Atari  # ale-py loads only when an env is made.
   game = game_from_task(config.task)
-  env = Atari(game, seed=seed, **dict(config.env.atari))
+  return Atari(game, seed=seed, **dict(config.env.atari))
+
+
+def _make_toy(config: embodied.Config, seed: int,
+              evaluation: bool) -> embodied.Env:
+  return toy.Cue(**dict(config.env.toy), evaluation=evaluation, seed=seed)
+
+
+# Task suite -> constructor(config, seed, evaluation) of the raw env.
+SUITES: dict[str, Callable[..., embodied.Env]] = {
+    'atari': _make_atari,
+    'toy': _make_toy,
+}
+
+
+def valid_tasks() -> str:
+  """The valid task names, in words, for error messages."""
+  return ("atari_<game> for the 26 Atari 100K games (e.g. 'atari_pong'; "
+          f"games: {', '.join(ATARI100K_GAMES)}), "
+          + ', '.join(f"'toy_{name}'" for name in toy.TASK_NAMES))
+
+
+def check_task(config: embodied.Config) -> str:
+  """Return the suite of `config.task` after checking the task and its env
+  options; raise ValueError with one clear message otherwise."""
+  task = str(config.task)
+  suite, _, name = task.partition('_')
+  if suite == 'atari':
+    game_from_task(task)  # Unknown games fail here, listing valid ones.
+  elif suite == 'toy' and name in toy.TASK_NAMES:
+    problems = toy.option_problems(**dict(config.env.toy))
+    if problems:
+      raise ValueError('Invalid config: ' + '; '.join(problems))
+  else:
+    raise ValueError(f"Unknown task '{task}'. Valid tasks: {valid_tasks()}.")
+  return suite
+
+
+def make_env(config: embodied.Config, seed: int,
+             evaluation: bool = False) -> embodied.Env:
+  """One env for `config.task`, wrapped as DreamerV3 expects.
+
+  `evaluation` marks an env whose episodes only score the agent; a task may
+  then report its true reward where its training env does not (toy.Cue's
+  broken='zero_rewards'). Atari envs are the same either way.
+  """
+  suite = check_task(config)
+  env = SUITES[suite](config, seed, evaluation)
   return dreamerv3.wrap_env(env, config)
 
 
-def _worker_ctor(config: dict, seed: int):
+def _worker_ctor(config: dict, seed: int, evaluation: bool):
   # Runs in the worker process (spawned): importing harmony_v3 applies the
   # patches. The worker never computes with JAX; keeping JAX on the CPU makes
-  # sure no worker ever claims GPU memory.
+  # sure no worker ever claims GPU memory. Ctrl-C and SIGTERM reach the whole
+  # process group, but only the trainer decides when to stop: a worker
+  # quits when the trainer closes it or goes away.
+  import signal
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
   import jax
   jax.config.update('jax_platforms', 'cpu')
   import harmony_v3  # noqa: F401
-  return make_env(embodied.Config(config), seed)
+  return make_env(embodied.Config(config), seed, evaluation)
 
 
 def make_batch_env(config: embodied.Config, count: int, seed: int,
-                   processes: bool = False) -> embodied.BatchEnv:
+                   processes: bool = False,
+                   evaluation: bool = False) -> embodied.BatchEnv:
   """`count` envs stepped together; in worker processes if `processes`.
 
-  Env `i` is seeded `seed + i`, so a batch is reproducible.
+  Env `i` is seeded `seed + i`, so a batch is reproducible. `evaluation` as
+  in `make_env`.
   """
   if not processes:
-    envs = [make_env(config, seed + i) for i in range(count)]
+    envs = [make_env(config, seed + i, evaluation) for i in range(count)]
     return embodied.BatchEnv(envs, parallel=False)
   envs = [
-      embodied.Parallel(partial(_worker_ctor, dict(config), seed + i),
-                        'process')
+      embodied.Parallel(
+          partial(_worker_ctor, dict(config), seed + i, evaluation),
+          'process')
       for i in range(count)]
   return embodied.BatchEnv(envs, parallel=True)

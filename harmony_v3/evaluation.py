@@ -7,6 +7,8 @@ import time
 import embodied
 import numpy as np
 
+from . import faults
+
 
 @dataclasses.dataclass
 class EvalResult:
@@ -61,4 +63,6 @@ def evaluate(agent: embodied.Agent, env: embodied.Env, episodes: int,
         finished[i] += 1
         returns.append(float(score[i]))
         lengths.append(int(length[i]))
+        if len(returns) == 1:
+          faults.point('during_eval')
   return EvalResult(returns, lengths, time.time() - start)

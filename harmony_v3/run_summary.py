@@ -8,6 +8,21 @@ and reports: agent steps and frames done, training frames/s and updates/s
 compilation), the projected wall-clock of the whole run at that pace, where
 the time went (env, policy, data, train, eval), evaluation throughput, and
 the harmonizer weights 1/sigma at the first and last log.
+
+Harmonizer adaptation (Harmony runs): for each harmonizer i, the number of
+train updates its `s_i` needed to come within 10% of its optimum. At each
+log k, the target is `log sigma*_k`, the App. B optimum
+(`harmonizer.optimal_sigma`, rectified or not as the run's config says) of
+the running mean loss `m_k`: the plain mean of the logged
+`train/harmony_loss_i` over the logs of the last `ADAPTATION_WINDOW` = 1,000
+updates up to log k (the logs whose `perf/updates` exceeds log k's minus
+1,000, log k included; each logged value is itself the mean over
+its logging window). `s_i` is within 10% at log k when
+
+  |s_k - log sigma*_k| <= 0.1 * |log sigma*_k|,
+
+and the figure is `perf/updates` at the first such log, or 'not reached'
+with the last `s_i` and the last target.
 """
 from __future__ import annotations
 
@@ -19,12 +34,15 @@ from typing import Sequence
 
 import numpy as np
 
+from .harmonizer import optimal_sigma
 from .logs import JSONLines
 from .progress import format_duration
-from .scores import read_config
+from .scores.runs import read_config
 
 HARMONIZERS = ('reward', 'obs', 'dyn')
 TIME_SHARES = ('env', 'policy', 'data', 'train', 'eval', 'other')
+ADAPTATION_WINDOW = 1000  # Updates in the running mean of a harmonizer's loss.
+ADAPTATION_TOLERANCE = 0.1  # "Within 10%" of log sigma*.
 
 
 def _steady_rate(records: list[dict], key: str) -> float | None:
@@ -81,7 +99,41 @@ def summarize(run_dir: str | pathlib.Path) -> dict:
         name: {'first': weights[0][f'train/harmony_weight_{name}'],
                'last': weights[-1][f'train/harmony_weight_{name}']}
         for name in HARMONIZERS}
+    rectified = bool(config.get('harmony', {}).get('rectified', True))
+    summary['adaptation'] = {
+        name: adaptation(metrics, name, rectified) for name in HARMONIZERS}
   return summary
+
+
+def adaptation(metrics: Sequence[dict], name: str, rectified: bool = True,
+               window: int = ADAPTATION_WINDOW,
+               tolerance: float = ADAPTATION_TOLERANCE) -> dict | None:
+  """When harmonizer `name`'s `s` first came within `tolerance` of its target.
+
+  `metrics` are a run's metrics.jsonl records; see the module docstring for
+  the target and the running mean. Returns None without logs of `name`,
+  else a dict: `updates` (perf/updates at the first log within tolerance,
+  None if not reached), `s` and `target` (last `s` and last target
+  `log sigma*`), `mean_loss` (last running mean) and `within_at_end`.
+  """
+  keys = (f'train/harmony_loss_{name}', f'train/harmony_s_{name}',
+          'perf/updates')
+  logs = [r for r in metrics if all(k in r for k in keys)]
+  if not logs:
+    return None
+  losses = np.array([r[keys[0]] for r in logs])
+  updates = np.array([r['perf/updates'] for r in logs])
+  reached = None
+  for k, record in enumerate(logs):
+    recent = (updates > updates[k] - window) & (updates <= updates[k])
+    mean_loss = float(losses[recent].mean())
+    target = float(np.log(optimal_sigma(mean_loss, rectified)))
+    s = record[keys[1]]
+    within = abs(s - target) <= tolerance * abs(target)
+    if within and reached is None:
+      reached = int(record['perf/updates'])
+  return {'updates': reached, 's': s, 'target': target,
+          'mean_loss': mean_loss, 'within_at_end': within}
 
 
 def _fmt(value, spec: str) -> str:
@@ -108,10 +160,31 @@ def markdown(summaries: Sequence[dict]) -> str:
         _fmt(s['frames_per_s'], '.1f'), _fmt(s['updates_per_s'], '.2f'),
         format_duration(hours * 3600) if hours else '-', shares,
         _fmt(s.get('eval', {}).get('episodes_per_s'), '.2f'), weights])
+  return _table(header, rows)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   lines = ['| ' + ' | '.join(header) + ' |',
            '|' + '---|' * len(header)]
   lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
   return '\n'.join(lines)
+
+
+def adaptation_markdown(summaries: Sequence[dict]) -> str:
+  """A Markdown table of harmonizer adaptation, one row per run and
+  harmonizer ('' when no run has harmonizers)."""
+  header = ['run', 'harmonizer', 'updates to within 10% of log sigma*',
+            'last s', 'last target log sigma*', 'running mean loss']
+  rows = []
+  for s in summaries:
+    for name, a in s.get('adaptation', {}).items():
+      if a is None:
+        continue
+      reached = ('not reached' if a['updates'] is None
+                 else f"{a['updates']:,}")
+      rows.append([s['run'], name, reached, f"{a['s']:.3f}",
+                   f"{a['target']:.3f}", f"{a['mean_loss']:.4g}"])
+  return _table(header, rows) if rows else ''
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   print(markdown(summaries))
+  adapted = adaptation_markdown(summaries)
+  if adapted:
+    print('\nHarmonizer adaptation (see --help for the definition):\n')
+    print(adapted)
   if args.json:
     pathlib.Path(args.json).write_text(json.dumps(summaries, indent=2))
   return 0

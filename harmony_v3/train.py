@@ -1,7 +1,10 @@
-"""Train Harmony DreamerV3 (or the DreamerV3 baseline) on one Atari 100K game.
+"""Train Harmony DreamerV3 (or the DreamerV3 baseline) on one task: an Atari
+100K game, or the cue task that checks learning on a CPU.
 
   python -m harmony_v3.train --task atari_pong [--configs atari100k]
       [--seed N] [--logdir DIR] [--harmony.enabled False] [--dotted.key value]
+
+  python -m harmony_v3.train --configs tiny cue    # the cue task, toy_cue
 
 Every config key of DreamerV3 1.5.0 and of `configs/` can be set with a
 dotted flag. Rerunning the same command with the same --logdir resumes.
@@ -15,7 +18,7 @@ import warnings
 from typing import Sequence
 
 from .config import ConfigError, available_presets, load_config
-from .checkpoint import CheckpointError
+from .stop_signals import StopSignals
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -23,7 +26,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
       prog='python -m harmony_v3.train', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--task', default=None,
-                      help='atari_<game>, e.g. atari_pong (default: preset)')
+                      help='atari_<game>, e.g. atari_pong, or toy_cue '
+                           '(default: preset)')
   parser.add_argument('--configs', nargs='+', default=['atari100k'],
                       help='presets applied in order (default: atari100k); '
                            'available: ' + ', '.join(available_presets()))
@@ -48,8 +52,8 @@ def build_config(argv: Sequence[str]):
     if value is not None:
       rest += [f'--{key}', str(value)]
   config = load_config(args.configs, rest)
-  from .games import game_from_task
-  game_from_task(config.task)  # Unknown games fail here, listing valid ones.
+  from .envs import check_task
+  check_task(config)  # Unknown tasks fail here, listing valid ones.
   if config.logdir == '/dev/null':
     config = config.update(logdir=default_logdir(config))
   return config
@@ -81,40 +85,38 @@ def setup_jax(config):
   return config
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
-  try:
-    config = build_config(argv)
-  except (ConfigError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  config = setup_jax(config)
-  import harmony_v3  # noqa: F401  (patches)
-  from .agent import HarmonyAgent
+def make_envs(config) -> tuple:
+  """The training env batch and the evaluation env batch of a run."""
   from .envs import make_batch_env
-  from .runner import Trainer
-  train_env = eval_env = trainer = None
+  train_env = make_batch_env(config, config.envs.amount, config.seed)
   try:
-    train_env = make_batch_env(config, config.envs.amount, config.seed)
     eval_env = make_batch_env(
         config, config.run.eval_envs, config.seed + 1_000_000,
-        processes=config.run.eval_processes)
-    trainer = Trainer(config, HarmonyAgent, train_env, eval_env)
-    print(f'Logdir: {trainer.logdir}')
-    summary = trainer.run()
-    print(f"Done: {summary['steps']:,} steps, final evaluation "
-          f"{summary['final_eval_mean']} at {summary['final_eval_frames']} "
-          'frames.')
-    return 0
-  except (ConfigError, CheckpointError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    return 130
+        processes=config.run.eval_processes, evaluation=True)
+  except BaseException:
+    train_env.close()
+    raise
+  return train_env, eval_env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  # First of all: from here on SIGTERM and Ctrl-C ask for a clean stop
+  # (see harmony_v3.stop_signals), also during imports and compilation.
+  signals = StopSignals().install()
+  try:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+      config = build_config(argv)
+    except (ConfigError, ValueError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      return 2
+    config = setup_jax(config)
+    import harmony_v3  # noqa: F401  (patches)
+    from .agent import HarmonyAgent
+    from .runner import train
+    return train(config, HarmonyAgent, make_envs, signals)
   finally:
-    for env in (train_env, eval_env):
-      if env is not None:
-        env.close()
+    signals.restore()
 
 
 if __name__ == '__main__':

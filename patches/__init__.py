@@ -8,7 +8,14 @@ Each patch is one module with `apply()` (idempotent) and `is_applied()`.
 | ruamel_yaml_config   | `Config.save/load` call `ruamel.yaml.safe_dump/safe_load`    | ruamel.yaml >= 0.18            |
 | tensorboard_no_tf    | `TensorBoardOutput` imports tensorflow to write event files  | any install without tensorflow |
 | atari100k_eval_key   | the `atari100k` preset sets `actor_eval_sample`, unknown key | dreamerv3 1.5.0                |
-| replay_chunk_versions| unfinished replay chunks saved twice are loaded twice        | dreamerv3 1.5.0                |
+| replay_chunk_atomic  | replay chunks are written in place: a kill leaves a truncated| dreamerv3 1.5.0                |
+|                      | file that fails every later load (BadZipFile, names no file) |                                |
+
+Replaced: `replay_chunk_versions` deleted the shorter saves of a chunk as soon
+as a longer one was written, which could delete a file that the last
+checkpoint needs. Which chunk files a resume loads is now decided by the
+checkpoint's manifest (`harmony_v3.replay_files`), which also keeps one save
+per chunk.
 
 Not patched: the base's multi-device path (pmap over several train or policy
 devices) uses `jax.device_put_sharded`/`device_put_replicated`, which current
@@ -18,7 +25,7 @@ as separate processes), where that code is never reached.
 from __future__ import annotations
 
 from . import atari100k_eval_key
-from . import replay_chunk_versions
+from . import replay_chunk_atomic
 from . import ruamel_yaml_config
 from . import tensorboard_no_tf
 
@@ -26,7 +33,7 @@ PATCHES = (
     ruamel_yaml_config,
     tensorboard_no_tf,
     atari100k_eval_key,
-    replay_chunk_versions,
+    replay_chunk_atomic,
 )
 
 

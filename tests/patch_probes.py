@@ -43,23 +43,67 @@ def atari100k_eval_key():
   assert config.actor_eval_sample is True
 
 
-def replay_chunk_versions():
+def replay_chunk_atomic():
+  import builtins
+  import errno
   from embodied.replay import saver as saverlib
-  directory = TMP / 'replay'
+  directory = TMP / 'chunks'
   replay = embodied.replay.Uniform(4, 100, directory)
   step = lambda i: {'x': np.float32(i), 'is_first': i == 0}
   for i in range(10):
     replay.add(step(i))
-  replay.save(wait=True)  # An unfinished chunk, saved by a checkpoint.
+  replay.save(wait=True)  # A complete chunk file of 10 steps.
   for i in range(10, 15):
     replay.add(step(i))
-  replay.save(wait=True)
+  real_open = builtins.open
+
+  class HalfThenFull:
+    """A file on a disk that fills up halfway through the write."""
+
+    def __init__(self, f):
+      self.f = f
+
+    def write(self, data):
+      self.f.write(data[:len(data) // 2])
+      self.f.flush()
+      raise OSError(errno.ENOSPC, 'No space left on device')
+
+    def __getattr__(self, name):
+      return getattr(self.f, name)
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self.f.close()
+
+  def full_disk_open(file, mode='r', *args, **kwargs):
+    f = real_open(file, mode, *args, **kwargs)
+    if 'w' in mode and str(file).startswith(str(directory)):
+      return HalfThenFull(f)
+    return f
+  builtins.open = full_disk_open
+  try:
+    replay.save(wait=True)  # The 15-step save of the same chunk.
+    raise AssertionError('the full disk went unnoticed')
+  except OSError as e:
+    error = str(e)
+  finally:
+    builtins.open = real_open
   loaded = [s['x'] for s, _ in saverlib.Saver(directory).load(None, 4)]
-  assert sorted(loaded) == list(range(15)), f'{len(loaded)} steps loaded'
+  assert sorted(loaded) == list(range(10)), f'{len(loaded)} steps loaded'
+  assert '.npz' in error, f'the error names no file: {error}'
+  garbled = directory / '20000101T000000F000000-a-0-5.npz'
+  garbled.write_bytes(b'not a zip file')
+  try:
+    list(saverlib.Saver(directory).load(None, 4))
+    raise AssertionError('a garbled chunk was loaded')
+  except Exception as e:
+    assert garbled.name in str(e), f'the error names no file: {e!r}'
 
 
 PROBES = [ruamel_yaml_config, tensorboard_no_tf, atari100k_eval_key,
-          replay_chunk_versions]
+          replay_chunk_atomic]
 
 if __name__ == '__main__':
   results = {}

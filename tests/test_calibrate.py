@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harmony_v3 import calibrate, sweep
+from harmony_v3.sweep import calibrate, devices, launch, local
 from test_sweep import (FAKE_TRAINER, flag, max_overlap, read_jsonl, records,
                         run_main, terminate)
 
@@ -135,16 +135,16 @@ def gpu_sweep(tmp_path, monkeypatch):
   smi = tmp_path / 'nvidia-smi'
   smi.write_text(ONE_GPU)
   smi.chmod(0o755)
-  monkeypatch.setenv(sweep.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
+  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
   monkeypatch.setenv(calibrate.BENCH_CMD_ENV, f'{sys.executable} {bench}')
-  monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
+  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(smi))
   monkeypatch.setenv('FAKE_BENCH_CALLS', str(tmp_path / 'bench_calls.jsonl'))
   monkeypatch.setenv('FAKE_BENCH_RATES', '1:18,2:30,4:41,8:42')
   monkeypatch.setenv('FAKE_SLEEP', '0')
   for name in ('CUDA_VISIBLE_DEVICES', 'FAKE_BENCH_EXIT', 'FAKE_BENCH_SLEEP',
                'FAKE_FAIL_GAME', 'FAKE_NO_DONE_GAME'):
     monkeypatch.delenv(name, raising=False)
-  monkeypatch.setattr(sweep, 'POLL_SECONDS', 0.05)
+  monkeypatch.setattr(local, 'POLL_SECONDS', 0.05)
   monkeypatch.setattr(calibrate, 'available_cores', lambda: 16)
   return tmp_path
 

@@ -32,7 +32,7 @@ def test_flags_override_and_baseline_switch():
 @pytest.mark.parametrize('argv, message', [
     (['--no.such.key', '1'], 'did not match any config keys'),
     (['--run.eval_eps', 'many'], 'many'),
-    (['--run.eval_eps', '0'], 'run.eval_eps must be positive'),
+    (['--run.eval_eps', '0'], 'run.eval_eps must be a whole number >= 1'),
     (['--env.atari.actions', 'some'], 'env.atari.actions'),
     (['--jax.precision', 'float8'], 'jax.precision'),
 ])
@@ -98,18 +98,50 @@ def test_missing_gpu_warns_and_falls_back_to_cpu():
 
 
 def test_unwritable_logdir_is_a_clear_error(tmp_path):
-  from harmony_v3.runner import prepare_logdir
+  from harmony_v3.runner import check_logdir
   blocker = tmp_path / 'file'
   blocker.write_text('x')
   c = load_config(['tiny'], ['--logdir', str(blocker / 'run')])
   with pytest.raises(ConfigError, match='Cannot write to logdir'):
-    prepare_logdir(c)
+    check_logdir(c)
 
 
 def test_resume_with_another_config_is_refused(tmp_path):
-  from harmony_v3.runner import prepare_logdir
+  from harmony_v3 import checkpoint
+  from harmony_v3.runner import RunFolder
   c = load_config(['tiny'], ['--logdir', str(tmp_path)])
-  prepare_logdir(c)
-  prepare_logdir(c.update({'run.steps': 800}))  # Allowed: a longer run.
+  checkpoint.save_checkpoint(tmp_path / 'checkpoint.ckpt', {
+      'step': 0, 'agent': {}, 'run': {}, 'config': dict(c.flat),
+      'replay': {}})
+  RunFolder(c).close()
+  RunFolder(c.update({'run.steps': 800})).close()  # Allowed: a longer run.
   with pytest.raises(ConfigError, match='harmony.enabled'):
-    prepare_logdir(c.update({'harmony.enabled': False}))
+    RunFolder(c.update({'harmony.enabled': False}))
+  assert not (tmp_path / 'config.yaml').exists()  # Opening writes nothing.
+
+
+BAD_INPUT = [
+    (['--seed', '-1'], 'seed must be a whole number >= 0, got -1'),
+    (['--envs.amount', '0'], 'envs.amount must be a whole number >= 1'),
+    (['--replay_size', '0'], 'replay_size must be a whole number of '
+                             'sequences >= 64'),
+    (['--run.steps', '0.5'], 'run.steps must be a whole number >= 1, got 0.5'),
+    (['--run.save_every', '-1'], 'run.save_every must be >= 0 seconds'),
+    (['--logdir', ''], 'logdir must not be empty'),
+]
+
+
+@pytest.mark.parametrize('argv, message', BAD_INPUT,
+                         ids=[a[0] for a, _ in BAD_INPUT])
+def test_bad_values_are_refused_before_anything_is_written(
+    capsys, tmp_path, monkeypatch, argv, message):
+  """Defects G and J: exit 2 with a clear message, and no file (such as a
+  config.yaml that would block the corrected command)."""
+  monkeypatch.chdir(tmp_path)
+  logdir = tmp_path / 'run'
+  if '--logdir' not in argv:
+    argv = argv + ['--logdir', str(logdir)]
+  code = train.main(['--task', 'atari_pong', '--configs', 'tiny', *argv])
+  assert code == 2
+  assert message in capsys.readouterr().err
+  assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 """run_summary: figures computed from a run folder's logs."""
 import json
+import math
 
 import pytest
 
@@ -73,3 +74,80 @@ def test_cli_table_and_errors(tmp_path, capsys):
   assert len(json.loads(out_json.read_text())) == 2
   assert run_summary.main([str(tmp_path)]) == 2
   assert 'no config.yaml' in capsys.readouterr().err
+
+
+def _write_harmony_logs(path, losses, s_values, rectified=True):
+  """A Harmony run whose every log holds all three harmonizers, alike."""
+  path.mkdir()
+  (path / 'config.yaml').write_text(
+      'task: toy_cue\nharmony:\n  enabled: true\n'
+      f'  rectified: {str(rectified).lower()}\nrun:\n  steps: 1000.0\n')
+  records = []
+  for i, (loss, s) in enumerate(zip(losses, s_values)):
+    record = {'step': 100 * (i + 1), 'frames': 100 * (i + 1),
+              'perf/updates': 200.0 * (i + 1)}
+    for k in ('reward', 'obs', 'dyn'):
+      record.update({f'train/harmony_loss_{k}': loss,
+                     f'train/harmony_s_{k}': s,
+                     f'train/harmony_weight_{k}': math.exp(-s)})
+    records.append(record)
+  (path / 'metrics.jsonl').write_text(
+      ''.join(json.dumps(r) + '\n' for r in records))
+  return path
+
+
+def test_adaptation_unrectified_constant_loss(tmp_path):
+  # Unrectified, sigma* = mean loss: a loss of e gives log sigma* = 1, so
+  # within 10% means |s - 1| <= 0.1: first at the third log (s = 0.95).
+  run = _write_harmony_logs(tmp_path / 'run', [math.e] * 4,
+                            [0.5, 0.85, 0.95, 1.2], rectified=False)
+  a = run_summary.summarize(run)['adaptation']['obs']
+  assert a['updates'] == 600
+  assert a['target'] == pytest.approx(1.0)
+  assert a['s'] == 1.2 and a['within_at_end'] is False
+
+
+def test_adaptation_rectified_uses_eq12(tmp_path):
+  # Rectified, mean loss 2: sigma* = (2 + sqrt(4 + 8)) / 2 = 1 + sqrt(3),
+  # log sigma* = 1.00505, tolerance 0.100505: s = 0.9 misses by 0.10505,
+  # s = 0.91 is in.
+  run = _write_harmony_logs(tmp_path / 'run', [2.0] * 3, [0.8, 0.9, 0.91])
+  a = run_summary.summarize(run)['adaptation']['reward']
+  assert a['target'] == pytest.approx(math.log(1 + math.sqrt(3)))
+  assert a['updates'] == 600 and a['within_at_end'] is True
+
+
+def test_adaptation_running_mean_is_the_last_1000_updates(tmp_path):
+  # Logs every 200 updates, losses 1, 1, 1, 1, 1, 6: at the sixth log
+  # (update 1,200) the last 1,000 updates hold the logs at 400..1,200, mean
+  # (1 + 1 + 1 + 1 + 6) / 5 = 2 (unrectified target log 2 = 0.693). The last
+  # loss alone (log 6 = 1.79) or all six logs (log 11/6 = 0.606) would put
+  # s = 0.68 outside 10%.
+  losses = [1.0] * 5 + [6.0]
+  run = _write_harmony_logs(tmp_path / 'run', losses, [0.3] * 5 + [0.68],
+                            rectified=False)
+  a = run_summary.summarize(run)['adaptation']['dyn']
+  assert a['mean_loss'] == pytest.approx(2.0)
+  assert a['target'] == pytest.approx(math.log(2))
+  assert a['updates'] == 1200
+
+
+def test_adaptation_not_reached_reports_s_and_target(tmp_path, capsys):
+  run = _write_harmony_logs(tmp_path / 'run', [150.0] * 3, [0.01, 0.02, 0.03],
+                            rectified=False)
+  s = run_summary.summarize(run)
+  a = s['adaptation']['obs']
+  assert a['updates'] is None and a['s'] == 0.03
+  assert a['target'] == pytest.approx(math.log(150))
+  out_json = tmp_path / 'summary.json'
+  assert run_summary.main([str(run), '--json', str(out_json)]) == 0
+  out = capsys.readouterr().out
+  assert '| obs | not reached | 0.030 | 5.011 | 150 |' in out
+  saved = json.loads(out_json.read_text())[0]['adaptation']['obs']
+  assert saved['updates'] is None and saved['s'] == 0.03
+
+
+def test_adaptation_needs_harmonizer_logs(tmp_path):
+  s = run_summary.summarize(_write_run(tmp_path / 'run'))
+  assert s['adaptation'] == {'reward': None, 'obs': None, 'dyn': None}
+  assert run_summary.adaptation_markdown([s]) == ''

@@ -62,7 +62,8 @@ def test_evaluate_counts_fixed_shares_not_the_fastest_episodes():
 def test_checkpoint_round_trip_and_corruption(tmp_path):
   path = tmp_path / 'checkpoint.ckpt'
   agent = {'w': np.ones((2, 3), np.float32)}
-  ckpt.save_checkpoint(path, {'step': 7, 'agent': agent, 'run': {'u': 1}})
+  ckpt.save_checkpoint(path, {'step': 7, 'agent': agent, 'run': {'u': 1},
+                              'config': {'seed': 0}, 'replay': {}})
   loaded = ckpt.load_checkpoint(path)
   assert loaded['step'] == 7 and np.all(loaded['agent']['w'] == 1)
   path.write_bytes(path.read_bytes()[:20])  # Truncated mid-write.

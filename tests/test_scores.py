@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from harmony_v3 import plots
 from harmony_v3 import scores
+from harmony_v3.scores import plots
 
-REF = pathlib.Path(scores.__file__).parent / 'reference'
+REF = scores.REFERENCE_DIR
 HARMONY_JSON = REF / 'harmony_dreamerv3_atari100k.json'
 REPRODUCED_JSON = REF / 'dreamerv3_reproduced_atari100k.json'
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -264,13 +264,13 @@ def test_figures_are_written(sweep, tmp_path):
 
 def test_harmony_weights_are_read_from_metrics(sweep):
   folder = sweep / 'harmony' / 'pong' / 'seed_1'
-  weights = plots.read_harmony_weights(folder)
+  weights = scores.read_harmony_weights(folder)
   assert set(weights) == {'reward', 'obs', 'dyn'}
   frames, values = weights['reward']
   assert len(frames) == 100 and frames[0] == 4_000
   assert values[0] == pytest.approx(10.0 + 0.1 + 1)
-  assert plots.read_harmony_weights(sweep / 'dreamerv3' / 'pong' /
-                                    'seed_0') == {}
+  assert scores.read_harmony_weights(
+      sweep / 'dreamerv3' / 'pong' / 'seed_0') == {}
 
 
 def test_named_paths_and_duplicate_labels(sweep):

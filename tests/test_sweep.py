@@ -14,46 +14,17 @@ import time
 
 import pytest
 
-from harmony_v3 import sweep
+from harmony_v3.sweep import cli, devices, launch, local, plan, slurm
 from harmony_v3.games import ATARI100K_GAMES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PLAN_LINE = re.compile(r'^\s+(done|running|resume|new)\s+'
                        r'(harmony|dreamerv3)/([a-z_]+)/seed(\d+)$')
 
-# Records each call in {logdir}/fake_runs.jsonl; sleeps $FAKE_SLEEP seconds;
-# on SIGTERM writes a checkpoint and exits 130 like the real trainer; fails
-# with exit 1 for the game $FAKE_FAIL_GAME; exits 0 without done.json for
-# $FAKE_NO_DONE_GAME; else writes done.json.
-FAKE_TRAINER = r'''
-import json, os, signal, sys, time
-args = sys.argv[1:]
-def opt(name):
-  return args[args.index(name) + 1] if name in args else None
-logdir, game = opt('--logdir'), opt('--task')[len('atari_'):]
-stopped = []
-signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
-record = {'argv': args, 'start': time.time(),
-          'cuda': os.environ.get('CUDA_VISIBLE_DEVICES'),
-          'xla_mem': os.environ.get('XLA_PYTHON_CLIENT_MEM_FRACTION')}
-print('fake training', game, flush=True)
-end = time.time() + float(os.environ.get('FAKE_SLEEP', '0'))
-while time.time() < end and not stopped:
-  time.sleep(0.02)
-record['end'] = time.time()
-with open(os.path.join(logdir, 'fake_runs.jsonl'), 'a') as f:
-  f.write(json.dumps(record) + '\n')
-if stopped:
-  open(os.path.join(logdir, 'checkpoint.ckpt'), 'w').write('saved')
-  sys.exit(130)
-if game == os.environ.get('FAKE_FAIL_GAME'):
-  print('Traceback: fake crash in', game, file=sys.stderr)
-  sys.exit(1)
-if game == os.environ.get('FAKE_NO_DONE_GAME'):
-  sys.exit(0)
-with open(os.path.join(logdir, 'done.json'), 'w') as f:
-  json.dump({'final_eval_mean': 1.5}, f)
-'''
+# The stand-in trainer (see its docstring): records each call in
+# {logdir}/fake_runs.jsonl, saves on SIGTERM and exits 130 like the real one.
+STAND_IN = REPO / 'tests' / 'stand_in_trainer.py'
+FAKE_TRAINER = STAND_IN.read_text()
 
 NVIDIA_SMI_2 = '''#!/bin/sh
 echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa)"
@@ -66,18 +37,18 @@ def fake(tmp_path, monkeypatch):
   """A fake trainer and no GPU (no nvidia-smi, CUDA_VISIBLE_DEVICES unset)."""
   trainer = tmp_path / 'fake_train.py'
   trainer.write_text(FAKE_TRAINER)
-  monkeypatch.setenv(sweep.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
-  monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
+  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
+  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
   monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
   monkeypatch.delenv('FAKE_FAIL_GAME', raising=False)
   monkeypatch.delenv('FAKE_NO_DONE_GAME', raising=False)
   monkeypatch.setenv('FAKE_SLEEP', '0')
-  monkeypatch.setattr(sweep, 'POLL_SECONDS', 0.05)
+  monkeypatch.setattr(local, 'POLL_SECONDS', 0.05)
   return tmp_path
 
 
 def run_main(capsys, *argv):
-  code = sweep.main([str(a) for a in argv])
+  code = cli.main([str(a) for a in argv])
   out, err = capsys.readouterr()
   return code, out, err
 
@@ -239,13 +210,19 @@ def test_one_failed_run_does_not_stop_the_others(fake, capsys, monkeypatch):
     assert f'FAILED harmony/breakout/seed{seed} (exit 1)' in out
     assert f'harmony/breakout/seed{seed}: exit 1, log: {log}' in out
   assert 'finished now: 4' in out and 'failed: 2' in out
+  # --dry-run reads each failure from the run's train.log.
+  code, out, _ = run_main(capsys, '--dry-run', '--games', 'breakout',
+                          '--seeds', '0', '--logroot', logroot)
+  log = logroot / 'harmony/breakout/seed0/train.log'
+  assert (f'  new     harmony/breakout/seed0  (last attempt failed: exit 1; '
+          f'log: {log})') in out
 
 
 def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
   logroot = fake / 'logs'
   pong = logroot / 'harmony/pong/seed0'
   pong.mkdir(parents=True)
-  with open(pong / sweep.LOCK_NAME, 'w') as held:
+  with open(pong / plan.LOCK_NAME, 'w') as held:
     fcntl.flock(held, fcntl.LOCK_EX)  # As a trainer of another sweep does.
     code, out, _ = run_main(capsys, '--dry-run', '--games', 'pong', 'boxing',
                             '--seeds', '0', '--logroot', logroot)
@@ -259,7 +236,22 @@ def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
   assert len(records(logroot / 'harmony/boxing/seed0')) == 1
   assert 'busy (trained by another process, left alone): 1' in out
   # The finished trainer released its lock.
-  assert not sweep.is_locked(logroot / 'harmony/boxing/seed0')
+  assert not plan.is_locked(logroot / 'harmony/boxing/seed0')
+
+
+def test_a_trainer_started_by_hand_counts_as_running(tmp_path):
+  """A folder whose trainer lock (.trainer.lock) is held is left alone."""
+  from harmony_v3 import run_lock
+  folder = tmp_path / 'harmony/pong/seed0'
+  folder.mkdir(parents=True)
+  (folder / 'checkpoint.ckpt').write_bytes(b'')
+  assert plan.run_status(folder) == 'resume'
+  fd = run_lock.acquire(folder)
+  try:
+    assert plan.run_status(folder) == 'running'
+  finally:
+    run_lock.release(fd)
+  assert plan.run_status(folder) == 'resume'
 
 
 def test_exit_0_without_done_json_is_a_failure(fake, capsys, monkeypatch):
@@ -276,7 +268,7 @@ def test_gpu_scheduling_two_gpus_two_runs_each(fake, capsys, monkeypatch):
   smi = fake / 'nvidia-smi'
   smi.write_text(NVIDIA_SMI_2)
   smi.chmod(0o755)
-  monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
+  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(smi))
   monkeypatch.setenv('FAKE_SLEEP', '2.0')  # Long enough to overlap under load.
   monkeypatch.setenv('XLA_PYTHON_CLIENT_MEM_FRACTION', '0.99')  # Replaced.
   logroot = fake / 'logs'
@@ -338,7 +330,7 @@ def test_no_gpu_without_cpu_flag_exits_nonzero(fake, capsys, monkeypatch,
     smi = fake / 'nvidia-smi'
     smi.write_text('#!/bin/sh\necho "NVIDIA-SMI has failed" >&2\nexit 9\n')
     smi.chmod(0o755)
-    monkeypatch.setenv(sweep.NVIDIA_SMI_ENV, str(smi))
+    monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(smi))
   elif setup == 'empty-cuda-visible-devices':
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
   logroot = fake / 'logs'
@@ -355,24 +347,24 @@ def test_parse_nvidia_smi_gpus_and_mig():
           '  MIG 3g.20gb     Device  0: (UUID: MIG-aaaa)\n'
           '  MIG 3g.20gb     Device  1: (UUID: MIG-bbbb)\n'
           'GPU 2: NVIDIA H100 80GB HBM3 (UUID: GPU-3333)\n')
-  assert sweep.parse_nvidia_smi(text) == ['0', 'MIG-aaaa', 'MIG-bbbb', '2']
-  assert sweep.parse_nvidia_smi('No devices were found\n') == []
+  assert devices.parse_nvidia_smi(text) == ['0', 'MIG-aaaa', 'MIG-bbbb', '2']
+  assert devices.parse_nvidia_smi('No devices were found\n') == []
 
 
 @pytest.mark.parametrize('value, gpus', [
     ('2,3', ['2', '3']), ('', []), ('-1', []), ('0,-1,1', ['0']),
     ('GPU-1111', ['GPU-1111'])])
 def test_detect_gpus_honours_cuda_visible_devices(value, gpus):
-  found, source = sweep.detect_gpus({'CUDA_VISIBLE_DEVICES': value,
-                                     sweep.NVIDIA_SMI_ENV: '/nonexistent'})
+  found, source = devices.detect_gpus({'CUDA_VISIBLE_DEVICES': value,
+                                     devices.NVIDIA_SMI_ENV: '/nonexistent'})
   assert found == gpus
   assert 'CUDA_VISIBLE_DEVICES' in source
 
 
 def test_mem_fraction_default_shares_the_gpu():
-  assert sweep.default_mem_fraction(1) == 0.9
-  assert sweep.default_mem_fraction(2) == 0.45
-  assert sweep.default_mem_fraction(4) * 4 <= 0.9
+  assert devices.default_mem_fraction(1) == 0.9
+  assert devices.default_mem_fraction(2) == 0.45
+  assert devices.default_mem_fraction(4) * 4 <= 0.9
 
 
 def test_score_report_called_and_its_failure_tolerated(fake, capsys,
@@ -382,7 +374,7 @@ def test_score_report_called_and_its_failure_tolerated(fake, capsys,
       'import json, sys\n'
       f'json.dump(sys.argv[1:], open({str(fake / "scores_argv.json")!r}, '
       '"w"))\nsys.exit(3)\n')
-  monkeypatch.setenv(sweep.SCORES_CMD_ENV, f'{sys.executable} {scores}')
+  monkeypatch.setenv(cli.SCORES_CMD_ENV, f'{sys.executable} {scores}')
   logroot = fake / 'logs'
   code, out, _ = run_main(capsys, '--cpu', '--games', 'pong', '--seeds', '0',
                           '--logroot', logroot)
@@ -408,7 +400,7 @@ def test_sigterm_stops_runs_with_checkpoints_and_exits_130(fake):
   while time.time() < deadline and not all(
       p.exists() and 'fake training' in p.read_text() for p in logs):
     time.sleep(0.1)
-  assert all(sweep.is_locked(p.parent) for p in logs)  # Held by trainers.
+  assert all(plan.is_locked(p.parent) for p in logs)  # Held by trainers.
   out = terminate(proc, timeout=20)
   assert proc.returncode == 130, out
   for game in ('pong', 'breakout'):
@@ -417,3 +409,104 @@ def test_sigterm_stops_runs_with_checkpoints_and_exits_130(fake):
     assert not (folder / 'done.json').exists()
   assert not (logroot / 'harmony/boxing/seed0').exists()
   assert 'not started: 1' in out and 'stopped (rerun' in out
+
+
+# Engines without a scheduler ---------------------------------------------------
+
+
+def test_slurm_dry_run_shows_plan_and_script_and_writes_nothing(fake, capsys):
+  logroot = fake / 'logs'
+  code, out, _ = run_main(
+      capsys, '--engine', 'slurm', '--dry-run', '--per-gpu', '2', '--games',
+      'pong', 'breakout', 'boxing', '--seeds', '0', '--logroot', logroot,
+      '--slurm-args', '--partition gpu --time 8:00:00',
+      '--slurm-max-running', '2', '--', '--run.log_every', '60')
+  assert code == 0
+  assert len(plan_lines(out)) == 3
+  assert 'Engine: SLURM job array of 2 element(s)' in out
+  assert (f'Would submit: sbatch --array=0-1%2 --partition gpu --time '
+          f'8:00:00 {logroot}/slurm/sweep.sbatch') in out
+  for line in ('#SBATCH --gres=gpu:1', '#SBATCH --signal=B:TERM@300',
+               '#SBATCH --requeue', '#SBATCH --cpus-per-task=4',
+               f'--plan {logroot}/slurm/plan-1.json --slice '
+               '"$SLURM_ARRAY_TASK_ID"'):
+    assert line in out
+  assert not logroot.exists()
+
+
+def test_ray_dry_run_needs_no_ray(fake, capsys, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'ray', None)  # As if not installed.
+  logroot = fake / 'logs'
+  argv = ['--engine', 'ray', '--per-gpu', '2', '--games', 'pong',
+          '--seeds', '0', '1', '--logroot', logroot]
+  code, out, _ = run_main(capsys, '--dry-run', *argv)
+  assert code == 0 and len(plan_lines(out)) == 2
+  assert 'Engine: Ray' in out and not logroot.exists()
+  code, out, err = run_main(capsys, *argv)
+  assert code == 2 and "pip install 'harmony_v3[ray]'" in err
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--slurm-args', '--time 1'], 'an option of --engine slurm'),
+    (['--engine', 'slurm', '--ray-address', 'auto'], 'of --engine ray'),
+    (['--engine', 'slurm', '--gpus', '0'], 'of --engine local'),
+    (['--slice', '0'], 'goes with --plan'),
+])
+def test_engine_options_belong_to_their_engine(fake, capsys, argv, expected):
+  code, out, err = run_main(capsys, '--dry-run', '--logroot', fake / 'l',
+                            *argv)
+  assert code == 2 and expected in err
+
+
+def test_slurm_submit_without_sbatch_is_a_clear_error(fake, capsys,
+                                                      monkeypatch):
+  monkeypatch.setattr(slurm, 'SBATCH', 'no-such-sbatch')
+  logroot = fake / 'logs'
+  code, out, err = run_main(capsys, '--engine', 'slurm', '--per-gpu', '1',
+                            '--games', 'pong', '--seeds', '0', '--logroot',
+                            logroot)
+  assert code == 2 and 'no no-such-sbatch command' in err
+  assert not logroot.exists()
+
+
+def test_slurm_element_trains_its_slice_on_the_gpu_slurm_gave_it(
+    fake, capsys, monkeypatch):
+  """What each array element runs, without SLURM: --plan FILE --slice I."""
+  logroot = fake / 'logs'
+  the_plan = plan.Plan(logroot, ['pong', 'breakout', 'boxing'], [0, 1],
+                       ['harmony'], ['atari100k'], [],
+                       launch.train_command(), per_device=2,
+                       gpu_check=False)
+  runs = the_plan.runs()[:5]
+  path = logroot / 'slurm' / 'plan-1.json'
+  plan.write_plan_file(path, the_plan, runs)
+  monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')
+  code, out, _ = run_main(capsys, '--plan', path, '--slice', '1')
+  assert code == 0, out
+  trained = [r for r in runs if records(r.folder)]
+  assert [r.name for r in trained] == [r.name for r in runs[2:4]]
+  for run in trained:
+    [call] = records(run.folder)
+    assert call['cuda'] == '3' and call['xla_mem'] == '0.45'
+  code, out, _ = run_main(capsys, '--plan', path, '--slice', '3')
+  assert code == 0 and 'Nothing to do' in out
+  monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
+  code, out, err = run_main(capsys, '--plan', path, '--slice', '2')
+  assert code == 2 and 'SLURM gave this job no GPU' in err
+  code, out, err = run_main(capsys, '--plan', path)
+  assert code == 2 and 'exactly one of --slice I or --measure' in err
+
+
+def test_filesystem_without_locks_is_a_clear_error(fake, capsys,
+                                                   monkeypatch):
+  """As on Lustre mounted without flock: flock fails with ENOSYS, which
+  must not read as 'another process holds it' (every run skipped)."""
+  def no_flock(fd, operation):
+    raise OSError(38, 'Function not implemented')
+  monkeypatch.setattr(plan.fcntl, 'flock', no_flock)
+  logroot = fake / 'logs'
+  code, out, err = run_main(capsys, '--cpu', '--games', 'pong', '--seeds',
+                            '0', '--logroot', logroot, '--no-report')
+  assert code == 2
+  assert 'does not support file locks' in err and 'cluster.md' in err
+  assert records(logroot / 'harmony/pong/seed0') == []

@@ -56,6 +56,8 @@ def interrupted_then_resumed(tmp_path_factory):
     assert first.poll() is None, first.stdout.read()
   assert _evals(logdir), 'no evaluation within 10 minutes'
   time.sleep(3)  # Let it train a little past the evaluation.
+  first.send_signal(signal.SIGTERM)  # Twice, 20 ms apart, as scancel can.
+  time.sleep(0.02)
   first.send_signal(signal.SIGTERM)
   out1 = first.communicate(timeout=300)[0]
   replay_at_stop = _replay_steps(logdir)
@@ -71,6 +73,7 @@ def test_interrupt_saves_a_checkpoint(interrupted_then_resumed):
   r = interrupted_then_resumed
   assert r['first'].returncode == 130, r['out1'][-3000:]
   assert 'Saved. Run the same command again to resume.' in r['out1']
+  assert r['out1'].count('Stop requested') == 1
 
 
 def test_resume_continues_the_step_counter(interrupted_then_resumed):

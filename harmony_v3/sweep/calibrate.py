@@ -10,6 +10,8 @@ each run sooner and use less host memory, so a larger K must earn its place.
 The measurement is saved as `<logroot>/per_gpu.json`, with the bench's log
 beside it. A later sweep on the same logroot, with the same presets and
 flags, reuses it; delete the file to measure again, or pass `--per-gpu K`.
+On SLURM the measurement is one job on one GPU that the array waits for;
+on Ray, one task on one GPU (see slurm.py and ray_engine.py).
 """
 from __future__ import annotations
 
@@ -193,6 +195,40 @@ def measure(gpu: str, configs: Sequence[str], extra: Sequence[str],
   os.replace(path.with_suffix('.tmp'), path)
   json_path.unlink(missing_ok=True)
   return record
+
+
+def saved(folder: pathlib.Path, configs: Sequence[str],
+          extra: Sequence[str], candidates: Sequence[int],
+          say: Callable[[str], None] = print) -> dict | None:
+  """The measurement saved in `folder` for this sweep (said through `say`),
+  or None if there is none that matches."""
+  record = load(folder, measurement_key(configs, extra, candidates))
+  if record:
+    say(f'Runs per GPU: {record["per_gpu"]}, from '
+        f'{pathlib.Path(folder) / RESULT_NAME}: {describe(record)}. '
+        'Delete that file to measure again, or pass --per-gpu K.')
+  return record
+
+
+def measure_or_one(gpu: str, configs: Sequence[str], extra: Sequence[str],
+                   candidates: Sequence[int], folder: pathlib.Path,
+                   cache: pathlib.Path | None = None,
+                   say: Callable[[str], None] = print) -> int:
+  """K measured on GPU `gpu` (see measure), or 1 with a warning if the
+  measurement gave none; progress through `say`."""
+  folder = pathlib.Path(folder)
+  say(f'Measuring runs per GPU on GPU {gpu}: K = '
+      f'{", ".join(map(str, candidates))} bench processes at once with this '
+      f'sweep\'s preset (a few minutes; log: {folder / LOG_NAME})')
+  try:
+    record = measure(gpu, configs, extra, candidates, folder, cache, say=say)
+  except CalibrationError as e:
+    say(f'warning: could not measure runs per GPU ({e}); using 1 run per '
+        'GPU. Pass --per-gpu K to choose.')
+    return 1
+  say(f'Runs per GPU: {record["per_gpu"]} (the smallest K within '
+      f'{TOLERANCE:.0%} of the best; {describe(record)})')
+  return record['per_gpu']
 
 
 def describe(record: Mapping) -> str:

@@ -1,0 +1,311 @@
+"""Fault injection: kill -9 at the worst moments, full disks, damaged files,
+two trainers at once. After each, the run resumes (or stops with a clear
+error) and ends as an uninterrupted run of the same length: same counters,
+updates, replay steps, evaluations, and logs without rolled-back records.
+
+Stand-in trainers (tests/standin.py) run the real runner, checkpoints,
+replay files and logs with a NumPy agent, so that each run takes about a
+second; HARMONY_FAULT (harmony_v3.faults) places the kills.
+"""
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from trainer_runs import Trainer, facts, read_jsonl, run, snapshot
+
+KILLED = -9
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  """The facts of an uninterrupted run."""
+  trainer = run(tmp_path_factory.mktemp('reference') / 'run')
+  assert trainer.process.exitcode == 0, trainer.output[-3000:]
+  return facts(trainer.logdir)
+
+
+def test_reference_run_is_what_the_config_says(reference):
+  assert reference['step'] == reference['done']['steps'] == 600
+  # 100 steps of prefill, then one update every other step (train_ratio 8,
+  # batches of 2 x 8 steps).
+  assert reference['updates'] == reference['agent_updates'] == 250
+  assert reference['replay_steps'] == 600
+  assert reference['eval_steps'] == [200, 400, 600]
+  assert reference['tensorboard_eval_frames'] == [800, 1600, 2400]
+
+
+# (fault, what the resumed run must say about the files it dropped)
+KILLS = [
+    ('after_full_chunk_write@1', 'Discarded'),   # During the prefill.
+    ('after_full_chunk_write@5', 'Discarded'),   # Between two checkpoints.
+    ('after_replay_save@2', 'Discarded'),        # Chunks saved, no checkpoint.
+    ('during_checkpoint_write@3', 'Discarded'),  # Checkpoint not renamed.
+    ('after_checkpoint@3', None),                # Old chunk saves not deleted.
+    ('during_eval@2', 'Discarded'),              # Mid-evaluation.
+    # After the last step's logs, during the last evaluation: the logs of
+    # step 600 must go, from the JSON lines and from TensorBoard.
+    ('during_eval@3',
+     'TensorBoard events logged after the checkpoint at step 400'),
+    # Anywhere in training. The replay's chunk files are written by a
+    # background thread, so whether any reached the disk after the
+    # checkpoint before the kill depends on timing: no message required.
+    ('after_update@120', None),
+    ('after_final_save', None),                  # Before done.json.
+]
+
+
+@pytest.mark.parametrize('fault, message', KILLS, ids=[k[0] for k in KILLS])
+def test_kill_then_resume_ends_as_an_uninterrupted_run(
+    fault, message, reference, tmp_path):
+  logdir = tmp_path / 'run'
+  first = run(logdir, fault=fault)
+  assert first.process.exitcode == KILLED, first.output[-3000:]
+  assert f'FAULT: SIGKILL at {fault.split("@")[0]}' in first.output
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert 'Resumed from' in second.output
+  if message:
+    assert message in second.output, second.output[-3000:]
+  assert facts(logdir) == reference
+
+
+def test_kill_during_the_first_compilation(reference, tmp_path):
+  """SIGKILL while XLA compiles the first update (a real compilation)."""
+  import signal
+  logdir = tmp_path / 'run'
+  first = Trainer(logdir, env={'STANDIN_COMPILE': 'update'})
+  first.wait_for('Compiling for the first train update.')
+  first.signal(signal.SIGKILL)
+  assert first.wait() == KILLED
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert 'at step 0 (0 replay steps' in second.output  # Prefill redone.
+  assert facts(logdir) == reference
+
+
+def test_kill_after_the_final_save_finishes_without_a_second_record(
+    reference, tmp_path):
+  logdir = tmp_path / 'run'
+  run(logdir, fault='after_final_save')
+  records = read_jsonl(logdir / 'metrics.jsonl')
+  second = run(logdir)
+  assert second.process.exitcode == 0
+  assert read_jsonl(logdir / 'metrics.jsonl') == records
+
+
+def test_replay_ahead_of_the_checkpoint_is_discarded(tmp_path):
+  """Defect A: chunk files written after the checkpoint are not loaded."""
+  logdir = tmp_path / 'run'
+  run(logdir, fault='after_full_chunk_write@5')  # Step 320: last ckpt 200.
+  from harmony_v3 import checkpoint, replay_files
+  payload = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
+  assert payload['step'] == 200
+  on_disk = replay_files.make_manifest(logdir / 'replay')
+  assert replay_files.manifest_steps(on_disk) > 200  # Ahead of the ckpt.
+  second = Trainer(logdir, '--run.steps', '200')  # Resume, nothing more.
+  assert second.wait() == 0, second.output[-3000:]
+  assert 'Discarded 120 replay steps' in second.output
+  assert 'at step 200 (200 replay steps, 193 sequences)' in second.output
+
+
+def _kill_at_step_200(logdir):
+  first = run(logdir, fault='after_checkpoint@2')
+  assert first.process.exitcode == KILLED
+  from harmony_v3 import checkpoint
+  return checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
+
+
+def test_truncated_chunk_is_a_clear_error_naming_it(tmp_path):
+  """Defect B: a damaged chunk of the checkpoint names the file."""
+  logdir = tmp_path / 'run'
+  payload = _kill_at_step_200(logdir)
+  name = sorted(payload['replay'])[1]
+  path = logdir / 'replay' / name
+  path.write_bytes(path.read_bytes()[:100])
+  before = snapshot(logdir)
+  second = run(logdir)
+  assert second.process.exitcode == 2
+  assert f'Replay chunk {path} is damaged' in second.output
+  assert snapshot(logdir) == before
+
+
+def test_garbled_chunk_is_a_clear_error_naming_it(tmp_path):
+  """Defect B: same size, unreadable content."""
+  logdir = tmp_path / 'run'
+  payload = _kill_at_step_200(logdir)
+  path = logdir / 'replay' / sorted(payload['replay'])[0]
+  path.write_bytes(b'x' * path.stat().st_size)
+  second = run(logdir)
+  assert second.process.exitcode == 2
+  assert f'Replay chunk {path} is corrupt or unreadable' in second.output
+
+
+def test_missing_replay_folder_is_refused(tmp_path):
+  """Defect C."""
+  logdir = tmp_path / 'run'
+  _kill_at_step_200(logdir)
+  shutil.rmtree(logdir / 'replay')
+  second = run(logdir)
+  assert second.process.exitcode == 2
+  assert f'The replay folder {logdir / "replay"} is missing' in second.output
+  assert not (logdir / 'replay').exists()
+
+
+def test_torn_log_line_and_leftover_temporary_files(reference, tmp_path):
+  logdir = tmp_path / 'run'
+  _kill_at_step_200(logdir)
+  with (logdir / 'metrics.jsonl').open('a') as f:
+    f.write('{"step": 250, "frames": 10')  # Cut short by the kill.
+  (logdir / 'checkpoint.ckpt.tmp').write_bytes(b'half a checkpoint')
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert facts(logdir) == reference
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+  logdir = tmp_path / 'run'
+  _kill_at_step_200(logdir)
+  path = logdir / 'checkpoint.ckpt'
+  path.write_bytes(path.read_bytes()[:500])
+  second = run(logdir)
+  assert second.process.exitcode == 2
+  assert f'Checkpoint {path} is corrupt or unreadable' in second.output
+
+
+def test_a_second_trainer_is_refused_and_changes_nothing(tmp_path):
+  """Defect D, with the lock held by this process."""
+  from harmony_v3 import run_lock
+  logdir = tmp_path / 'run'
+  _kill_at_step_200(logdir)
+  before = snapshot(logdir)
+  fd = run_lock.acquire(logdir)
+  try:
+    assert run_lock.is_locked(logdir)
+    second = run(logdir)
+  finally:
+    run_lock.release(fd)
+  assert second.process.exitcode == 2
+  assert 'Another trainer is training in' in second.output
+  assert snapshot(logdir) == before
+  assert not run_lock.is_locked(logdir)
+
+
+def test_two_trainers_started_together(reference, tmp_path):
+  """Defect D: one trains, the other stops at once; the run is whole."""
+  logdir = tmp_path / 'run'
+  slow = {'STANDIN_STEP_SLEEP': '0.002'}
+  trainers = [Trainer(logdir, env=slow), Trainer(logdir, env=slow)]
+  codes = sorted(t.wait() for t in trainers)
+  assert codes == [0, 2], [t.output[-2000:] for t in trainers]
+  assert facts(logdir) == reference
+
+
+def test_rerunning_a_finished_run_changes_nothing(tmp_path):
+  """Defect H."""
+  logdir = tmp_path / 'run'
+  assert run(logdir).process.exitcode == 0
+  before = snapshot(logdir)
+  second = run(logdir)
+  assert second.process.exitcode == 0
+  assert 'holds a finished run (600 steps' in second.output
+  assert 'nothing was changed' in second.output
+  assert snapshot(logdir) == before
+
+
+def test_config_is_checked_from_the_checkpoint(tmp_path):
+  """Defect I: without config.yaml, the checkpoint's config still decides."""
+  logdir = tmp_path / 'run'
+  _kill_at_step_200(logdir)
+  (logdir / 'config.yaml').unlink()
+  second = run(logdir, '--harmony.rectified', 'False')
+  assert second.process.exitcode == 2
+  assert 'holds a run with another config (harmony.rectified' in (
+      second.output)
+  assert 'checkpoint.ckpt' in second.output
+
+
+NONFINITE = [
+    # Update 120 comes at step 100 + 2 * 120 - 1 = 339; the last checkpoint
+    # before it was the one after the evaluation at step 200.
+    ('loss@120', 'Training diverged at step 339 (update 120): '
+                 'model_opt_loss = nan.'),
+    ('action@120', "The policy returned a non-finite 'action' at step 339 "
+                   '(update 120)'),
+    ('params@120', "1 parameter arrays hold NaN or inf at step 400 (e.g. "
+                   "['w']); no checkpoint is written."),
+]
+
+
+@pytest.mark.parametrize('nan, message', NONFINITE,
+                         ids=[n[0] for n in NONFINITE])
+def test_nonfinite_values_stop_the_run_and_are_never_saved(
+    nan, message, tmp_path):
+  """Defect E: a clear error naming the step and the last good checkpoint;
+  no checkpoint with NaN in it."""
+  logdir = tmp_path / 'run'
+  first = run(logdir, env={'STANDIN_NAN': nan})
+  assert first.process.exitcode == 2, first.output[-3000:]
+  assert message in first.output
+  assert f'The last good checkpoint is {logdir}/checkpoint.ckpt at step ' \
+      '200; it is left as it was.' in first.output
+  from harmony_v3 import checkpoint
+  payload = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
+  assert payload['step'] == 200 and not checkpoint.nonfinite_leaves(
+      payload['agent'])
+
+
+def _mount_tmpfs(folder: pathlib.Path, size: str) -> bool:
+  folder.mkdir(parents=True, exist_ok=True)
+  result = subprocess.run(
+      ['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(folder)],
+      capture_output=True)
+  return result.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 1.5 MB filesystem where mounting is allowed, else None."""
+  folder = tmp_path / 'disk'
+  mounted = _mount_tmpfs(folder, '1536k')
+  yield folder if mounted else None
+  if mounted:
+    subprocess.run(['umount', '-l', str(folder)], check=True)
+
+
+def test_full_disk_during_a_checkpoint(reference, small_disk, tmp_path):
+  """Defect G: a real full disk (tmpfs) where the tests may mount one,
+  else the write hook. The second checkpoint does not fit."""
+  env = {'STANDIN_PARAM_MB': '1'}  # Checkpoints of 1 MB.
+  if small_disk is not None:
+    logdir = small_disk / 'run'
+    first = run(logdir, env=env)
+  else:
+    logdir = tmp_path / 'run'
+    first = run(logdir, env=env, fault='enospc:checkpoint.ckpt.tmp@2')
+  assert first.process.exitcode == 2, first.output[-3000:]
+  assert f'Disk full while writing {logdir}/checkpoint.ckpt' in first.output
+  assert 'The last good checkpoint is' in first.output
+  assert 'at step 0; it is left as it was' in first.output
+  assert ' free there)' in first.output
+  assert not list(logdir.glob('*.tmp'))
+  if small_disk is not None:
+    subprocess.run(['mount', '-o', 'remount,size=16m', str(small_disk)],
+                   check=True)
+  second = run(logdir, env=env)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert facts(logdir) == reference
+
+
+def test_full_disk_during_a_chunk_write(reference, tmp_path):
+  """Defect G, for replay chunks written between checkpoints."""
+  logdir = tmp_path / 'run'
+  first = run(logdir, fault='enospc:*.npz.tmp@6')
+  assert first.process.exitcode == 2, first.output[-3000:]
+  assert f'Disk full while writing {logdir}/replay/' in first.output
+  assert 'The last good checkpoint is' in first.output
+  assert not list((logdir / 'replay').glob('*.tmp'))
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert facts(logdir) == reference
