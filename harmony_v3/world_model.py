@@ -135,7 +135,6 @@ class HarmonyWorldModel(base_agent.WorldModel):
         'dyn': dyn.mean(),
     }
 
-
   def _variant_metrics(self) -> dict:
     """Which opt-in variant runs (none for the paper's setting)."""
     if isinstance(self.harmonizers, ClosedFormHarmonizers):
