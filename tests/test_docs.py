@@ -43,4 +43,5 @@ def test_relative_links_resolve():
 
 
 def test_readme_stays_short():
-  assert len((REPO / 'README.md').read_bytes()) < 9_000
+  # About 8 KB of prose, plus the study's table and figure (issue 10).
+  assert len((REPO / 'README.md').read_bytes()) < 11_000
