@@ -39,6 +39,25 @@ import embodied
 
 from harmony_v3 import games
 
+
+def image_obs_space(shape: tuple[int, ...]) -> dict[str, embodied.Space]:
+  """The observation space of an image env: uint8 image, reward, flags."""
+  return {
+      'image': embodied.Space(np.uint8, tuple(shape)),
+      'reward': embodied.Space(np.float32),
+      'is_first': embodied.Space(bool),
+      'is_last': embodied.Space(bool),
+      'is_terminal': embodied.Space(bool),
+  }
+
+
+def discrete_act_space(num_actions: int) -> dict[str, embodied.Space]:
+  """The action space of a discrete env: an action index and the reset flag."""
+  return {
+      'action': embodied.Space(np.int32, (), 0, num_actions),
+      'reset': embodied.Space(bool),
+  }
+
 ACTION_SETS = ('needed', 'all')
 LIVES_MODES = ('unused', 'discount', 'reset')
 RESIZE_MODES = ('area', 'bilinear', 'nearest')
@@ -158,22 +177,12 @@ class Atari(embodied.Env):
   @property
   def obs_space(self) -> dict[str, embodied.Space]:
     """Image, reward and episode flags."""
-    channels = 1 if self._gray else 3
-    return {
-        'image': embodied.Space(np.uint8, (*self._size, channels)),
-        'reward': embodied.Space(np.float32),
-        'is_first': embodied.Space(bool),
-        'is_last': embodied.Space(bool),
-        'is_terminal': embodied.Space(bool),
-    }
+    return image_obs_space((*self._size, 1 if self._gray else 3))
 
   @property
   def act_space(self) -> dict[str, embodied.Space]:
     """Discrete action index and the reset flag."""
-    return {
-        'action': embodied.Space(np.int32, (), 0, self.num_actions),
-        'reset': embodied.Space(bool),
-    }
+    return discrete_act_space(self.num_actions)
 
   def step(self, action: dict[str, Any]) -> dict[str, Any]:
     """Reset if asked or after an episode end, else act for `repeat` frames."""

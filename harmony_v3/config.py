@@ -157,6 +157,8 @@ def validate(config: embodied.Config) -> None:
       config.loss_scales.dyn + config.loss_scales.rep <= 0):
     problems.append('loss_scales.dyn + loss_scales.rep must be positive '
                     'with harmony.enabled')
+  from .world_model import harmony_config_problems  # The opt-in variants' keys.
+  problems += harmony_config_problems(config.harmony)
   if problems:
     raise ConfigError('Invalid config:\n  ' + '\n  '.join(problems))
   if config.harmony.enabled:

@@ -73,6 +73,18 @@ def optimal_sigma(mean_loss: ArrayLike, rectified: bool = True):
   return m
 
 
+def optimal_log_sigma(mean_loss: ArrayLike, rectified: bool = True,
+                      floor: float = 1e-8) -> jnp.ndarray:
+  """`log(optimal_sigma(mean_loss))` in JAX, for use inside compiled code.
+
+  The mean loss is floored at `floor` (no check is possible under jit).
+  """
+  m = jnp.maximum(jnp.asarray(mean_loss, jnp.float32), floor)
+  if rectified:
+    return jnp.log((m + jnp.sqrt(m * m + 4 * m)) / 2)
+  return jnp.log(m)
+
+
 def combine_kl(dyn: ArrayLike, rep: ArrayLike, dyn_scale: float,
                rep_scale: float) -> jnp.ndarray:
   """`a * L_dyn + (1 - a) * L_rep` with `a = dyn_scale / (dyn_scale + rep_scale)`.

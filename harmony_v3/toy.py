@@ -33,6 +33,8 @@ import numpy as np
 import dreamerv3  # noqa: F401  (makes the vendored `embodied` importable)
 import embodied
 
+from .atari import discrete_act_space, image_obs_space
+
 BROKEN_MODES = ('', 'zero_rewards', 'noise_images')
 TASK_NAMES = ('cue',)
 
@@ -106,21 +108,12 @@ class Cue(embodied.Env):
   @property
   def obs_space(self) -> dict[str, embodied.Space]:
     """Image, reward and episode flags."""
-    return {
-        'image': embodied.Space(np.uint8, (*self._size, 3)),
-        'reward': embodied.Space(np.float32),
-        'is_first': embodied.Space(bool),
-        'is_last': embodied.Space(bool),
-        'is_terminal': embodied.Space(bool),
-    }
+    return image_obs_space((*self._size, 3))
 
   @property
   def act_space(self) -> dict[str, embodied.Space]:
     """Discrete action (a cue index) and the reset flag."""
-    return {
-        'action': embodied.Space(np.int32, (), 0, self.cues),
-        'reset': embodied.Space(bool),
-    }
+    return discrete_act_space(self.cues)
 
   def step(self, action: dict[str, Any]) -> dict[str, Any]:
     """Reset if asked or after an episode end, else score the action."""

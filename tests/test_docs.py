@@ -6,8 +6,6 @@ import re
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]
-# Pages that other work adds; linked before they land, checked once there.
-PENDING = {'docs/resume.md', 'docs/cluster.md', 'docs/evidence.md'}
 LINK = re.compile(r'\]\(([^)\s]+)\)')
 
 
@@ -36,11 +34,8 @@ def test_relative_links_resolve():
         continue
       path, _, fragment = target.partition('#')
       file = (page.parent / path).resolve() if path else page
-      name = file.relative_to(REPO).as_posix() if file.is_relative_to(
-          REPO) else str(file)
       if not file.exists():
-        if name not in PENDING:
-          broken.append(f'{page.name}: {target} (no such file)')
+        broken.append(f'{page.name}: {target} (no such file)')
         continue
       if fragment and file.suffix == '.md' and fragment not in anchors(file):
         broken.append(f'{page.name}: {target} (no such heading)')
@@ -48,4 +43,5 @@ def test_relative_links_resolve():
 
 
 def test_readme_stays_short():
-  assert len((REPO / 'README.md').read_bytes()) < 9_000
+  # About 8 KB of prose, plus the study's table and figure (issue 10).
+  assert len((REPO / 'README.md').read_bytes()) < 11_000
