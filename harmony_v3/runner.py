@@ -37,6 +37,7 @@ from . import faults
 from . import replay_files
 from . import run_lock
 from .config import ConfigError
+from .config import defaults as config_defaults
 from .errors import (DiskFullError, NonFiniteError, RunError, free_space,
                      is_disk_full)
 from .evaluation import evaluate
@@ -116,14 +117,28 @@ class RunState:
       setattr(self, key, value)
 
 
-def config_differences(saved, new) -> list:
+def config_differences(saved, new, defaults=None) -> list:
   """Keys whose values differ between two configs (or their `.flat` dicts),
-  ignoring resumable ones."""
+  ignoring resumable ones.
+
+  With `defaults` (a config or flat dict), a key that `saved` lacks is no
+  difference when `new` holds its default: the key came with a later version
+  of harmony_v3, and its default keeps the behaviour the run had.
+  """
   a = saved.flat if hasattr(saved, 'flat') else saved
   b = new.flat if hasattr(new, 'flat') else new
+  d = (defaults.flat if hasattr(defaults, 'flat') else defaults) or {}
   keys = sorted(set(a) | set(b))
   return [k for k in keys if a.get(k) != b.get(k)
-          and k not in RESUMABLE_CHANGES]
+          and k not in RESUMABLE_CHANGES
+          and not (k not in a and k in d and b.get(k) == d[k])]
+
+
+def keys_added_since(saved, new) -> list:
+  """Keys of `new` that `saved` lacks (added by a later version)."""
+  a = saved.flat if hasattr(saved, 'flat') else saved
+  b = new.flat if hasattr(new, 'flat') else new
+  return sorted(set(b) - set(a))
 
 
 def check_logdir(config: embodied.Config) -> pathlib.Path:
@@ -184,7 +199,12 @@ class RunFolder:
       except Exception as e:
         raise ConfigError(f'Cannot read {yaml}: {e}') from None
       source = yaml
-    diffs = config_differences(saved, config)
+    diffs = config_differences(saved, config, config_defaults())
+    added = keys_added_since(saved, config)
+    if added and not diffs:
+      print(f'{len(added)} config keys were added since this run began; they '
+            f'take their defaults: {", ".join(added[:8])}'
+            f'{", ..." if len(added) > 8 else ""}', flush=True)
     if diffs:
       shown = ', '.join(
           f'{k}: {saved.get(k)!r} -> {config.flat.get(k)!r}'

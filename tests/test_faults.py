@@ -226,6 +226,30 @@ def test_config_is_checked_from_the_checkpoint(tmp_path):
   assert 'checkpoint.ckpt' in second.output
 
 
+def test_a_run_from_an_older_version_resumes_with_new_keys_at_default(
+    reference, tmp_path):
+  """Keys added to the config since a run began (absent from its saved
+  config) take their defaults; a non-default value is still refused."""
+  from harmony_v3 import checkpoint
+  logdir = tmp_path / 'run'
+  payload = _kill_at_step_200(logdir)
+  added = [k for k in payload['config']
+           if k.startswith(('env.toy.', 'harmony.ema'))]
+  assert added
+  older = {k: v for k, v in payload['config'].items() if k not in added}
+  checkpoint.save_checkpoint(logdir / 'checkpoint.ckpt',
+                             {**payload, 'config': older})
+  refused = run(logdir, '--harmony.ema', '0.5')
+  assert refused.process.exitcode == 2
+  assert 'holds a run with another config (harmony.ema: None -> 0.5' in (
+      refused.output)
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert (f'{len(added)} config keys were added since this run began; they '
+          'take their defaults: ') in second.output
+  assert facts(logdir) == reference
+
+
 NONFINITE = [
     # Update 120 comes at step 100 + 2 * 120 - 1 = 339; the last checkpoint
     # before it was the one after the evaluation at step 200.
