@@ -145,8 +145,10 @@ def _setup_platform(platform: str) -> str:
 
 
 def run(settings, out: pathlib.Path, platform: str,
-        progress_mode: str = 'auto', workers: int = 1) -> dict:
-  """Run (or resume) the study in `out`; returns the report's paths."""
+        progress_mode: str = 'auto', workers: int = 1
+        ) -> tuple[dict[str, pathlib.Path], list[dict]]:
+  """Run (or resume) the study in `out`; returns the report's paths and the
+  table's rows."""
   import harmony_v3  # noqa: F401  (patches)
   from .. import adaptation
   from . import data as study_data
@@ -202,9 +204,7 @@ def run(settings, out: pathlib.Path, platform: str,
   errors = study_jobs.run_jobs(out, settings, platform, todo, workers, handle)
   if errors:
     raise RuntimeError('study worker failed:\n' + '\n'.join(errors))
-  paths = report.write(out, reference)
-  paths['rows'] = report.aggregate(
-      report.read_results(out / 'results'), reference)
+  paths, rows = report.write(out, reference)
   measured = adaptation.measure([1, 5, 150, 1500],
                                 [adaptation.PAPER_LR, 1e-3, 1e-2])
   (out / 'adaptation.md').write_text(
@@ -212,7 +212,7 @@ def run(settings, out: pathlib.Path, platform: str,
       'loss L (python -m harmony_v3.adaptation):\n\n'
       + adaptation.markdown(measured) + '\n')
   paths['adaptation'] = out / 'adaptation.md'
-  return paths
+  return paths, rows
 
 
 def study_data_reference(info: dict, heldout) -> dict:
@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = 1 if platform != 'cpu' else args.workers or min(
         2, os.cpu_count() or 1)
     start = time.time()
-    paths = run(settings, out, platform, args.progress, workers)
+    paths, rows = run(settings, out, platform, args.progress, workers)
   except (DatasetError, study_settings.StudyError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
@@ -255,7 +255,6 @@ def main(argv: Sequence[str] | None = None) -> int:
           'same command to resume.', file=sys.stderr)
     return 130
   seconds = time.time() - start
-  rows = paths.pop('rows')
   print(f'Study done in {format_duration(seconds)} ({os.cpu_count()} CPUs, '
         f'load {os.getloadavg()[0]:.1f}). Table: {paths["table_md"]}')
   print(paths['table_md'].read_text())

@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .evaluate import symlog
+
 FIELDS = ('image', 'action', 'reward', 'is_first', 'is_last', 'is_terminal',
           'game', 'episode')
 
@@ -168,7 +170,7 @@ def write_json_atomic(path: pathlib.Path, value) -> None:
 def split_stats(split: Split, games: Sequence[str]) -> dict:
   """Episodes, steps and reward statistics of a split, overall and per game."""
   reward = split.reward.astype(np.float64)
-  symlog_reward = np.sign(reward) * np.log1p(np.abs(reward))
+  symlog_reward = symlog(reward)
   per_game = {}
   for index, game in enumerate(games):
     mask = split.game == index

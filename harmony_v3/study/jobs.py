@@ -32,15 +32,12 @@ def result_path(out: pathlib.Path, arm: str, seed: int) -> pathlib.Path:
 
 
 def _spaces(train, num_actions):
+  """The world model's spaces: the dataset's images, one-hot actions."""
   import embodied
   import numpy as np
-  obs_space = {
-      'image': embodied.Space(np.uint8, train.image.shape[1:]),
-      'reward': embodied.Space(np.float32),
-      'is_first': embodied.Space(bool), 'is_last': embodied.Space(bool),
-      'is_terminal': embodied.Space(bool)}
+  from ..atari import image_obs_space
   act_space = {'action': embodied.Space(np.float32, (num_actions,), 0, 1)}
-  return obs_space, act_space
+  return image_obs_space(train.image.shape[1:]), act_space
 
 
 def train_arms(out: pathlib.Path, settings, platform: str,

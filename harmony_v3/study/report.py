@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .evaluate import TASKS
 from .settings import ARMS, NOT_PAPER
 
 COLUMNS = (  # (key, header)
@@ -23,7 +24,6 @@ COLUMNS = (  # (key, header)
     ('obs_loss_ol', 'obs. loss, open-loop'),
     ('kl', 'KL'),
 )
-TASKS = ('reward', 'obs', 'dyn')
 
 
 def read_results(folder: pathlib.Path) -> dict[str, list[dict]]:
@@ -216,8 +216,10 @@ def per_run_csv(by_arm: dict[str, list[dict]]) -> str:
   return csv_text(rows) if rows else ''
 
 
-def write(study_dir: pathlib.Path, reference: dict) -> dict[str, pathlib.Path]:
-  """Write table.md, table.csv, runs.csv and the figures; their paths."""
+def write(study_dir: pathlib.Path, reference: dict
+          ) -> tuple[dict[str, pathlib.Path], list[dict]]:
+  """Write table.md, table.csv, runs.csv and the figures; their paths and
+  the table's rows."""
   by_arm = read_results(study_dir / 'results')
   rows = aggregate(by_arm, reference)
   paths = {'table_md': study_dir / 'table.md',
@@ -229,4 +231,4 @@ def write(study_dir: pathlib.Path, reference: dict) -> dict[str, pathlib.Path]:
   if by_arm:
     for path in figures(by_arm, reference, study_dir / 'figures'):
       paths[path.stem] = path
-  return paths
+  return paths, rows
