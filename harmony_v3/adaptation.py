@@ -62,8 +62,9 @@ def s_trajectory(mean_loss: float, lr: float, updates: int,
 def first_within(trajectory: np.ndarray, target: float,
                  tolerance: float = 0.1) -> int | None:
   """1-based index of the first value within `tolerance` (relative) of
-  `target`, or None if none is."""
-  close = np.abs(np.asarray(trajectory) - target) <= tolerance * abs(target)
+  `target` (a number, or one target per value), or None if none is."""
+  close = (np.abs(np.asarray(trajectory) - target)
+           <= tolerance * np.abs(target))
   return int(np.argmax(close)) + 1 if close.any() else None
 
 

@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .adaptation import first_within
 from .harmonizer import optimal_sigma
 from .logs import JSONLines
 from .progress import format_duration
@@ -122,18 +123,17 @@ def adaptation(metrics: Sequence[dict], name: str, rectified: bool = True,
   if not logs:
     return None
   losses = np.array([r[keys[0]] for r in logs])
+  s = np.array([r[keys[1]] for r in logs])
   updates = np.array([r['perf/updates'] for r in logs])
-  reached = None
-  for k, record in enumerate(logs):
-    recent = (updates > updates[k] - window) & (updates <= updates[k])
-    mean_loss = float(losses[recent].mean())
-    target = float(np.log(optimal_sigma(mean_loss, rectified)))
-    s = record[keys[1]]
-    within = abs(s - target) <= tolerance * abs(target)
-    if within and reached is None:
-      reached = int(record['perf/updates'])
-  return {'updates': reached, 's': s, 'target': target,
-          'mean_loss': mean_loss, 'within_at_end': within}
+  mean_loss = np.array([
+      losses[(updates > u - window) & (updates <= u)].mean() for u in updates])
+  target = np.log(optimal_sigma(mean_loss, rectified))
+  first = first_within(s, target, tolerance)
+  return {'updates': None if first is None else int(updates[first - 1]),
+          's': s[-1], 'target': float(target[-1]),
+          'mean_loss': float(mean_loss[-1]),
+          'within_at_end': first_within(s[-1:], target[-1:], tolerance)
+                           is not None}
 
 
 def _fmt(value, spec: str) -> str:

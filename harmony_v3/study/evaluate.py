@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..adaptation import first_within
 from ..harmonizer import optimal_sigma
 
 TASKS = ('reward', 'obs', 'dyn')
@@ -88,14 +89,12 @@ def harmonizer_summary(s: dict[str, np.ndarray], losses: dict[str, np.ndarray],
   summary = {}
   for key in TASKS:
     means = running_mean(losses[key])
-    targets = np.log(optimal_sigma(np.maximum(means, 1e-8), rectified))
-    close = np.abs(s[key] - targets) <= TOLERANCE * np.abs(targets)
+    targets = _log_optimum(means, rectified)
     summary[key] = {
         'weight': float(np.exp(-s[key][-1])),
         'optimal_weight': float(np.exp(-targets[-1])),
         'running_mean_loss': float(means[-1]),
-        'updates_to_within_10pct': int(np.argmax(close)) + 1
-                                   if close.any() else None,
+        'updates_to_within_10pct': first_within(s[key], targets, TOLERANCE),
     }
   return summary
 
@@ -103,6 +102,10 @@ def harmonizer_summary(s: dict[str, np.ndarray], losses: dict[str, np.ndarray],
 def optimal_log_sigmas(losses: dict[str, np.ndarray],
                        rectified: bool = True) -> dict[str, np.ndarray]:
   """`log sigma*` of the running mean after each update, per harmonizer."""
-  return {k: np.log(optimal_sigma(np.maximum(running_mean(v), 1e-8),
-                                  rectified))
+  return {k: _log_optimum(running_mean(v), rectified)
           for k, v in losses.items()}
+
+
+def _log_optimum(means: np.ndarray, rectified: bool) -> np.ndarray:
+  """`log sigma*` (App. B) of each running mean (floored at 1e-8)."""
+  return np.log(optimal_sigma(np.maximum(means, 1e-8), rectified))
