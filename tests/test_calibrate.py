@@ -15,8 +15,8 @@ import time
 import pytest
 
 from harmony_v3.sweep import calibrate, devices, launch, local
-from test_sweep import (FAKE_TRAINER, flag, max_overlap, read_jsonl, records,
-                        run_main, terminate)
+from test_sweep import (flag, max_overlap, read_jsonl, records,
+                        run_main, terminate, stand_in)
 
 # Writes `bench --concurrency` JSON with the rates of $FAKE_BENCH_RATES
 # ("1:18,2:30"; "x" for a failed K), prints its K= lines, and appends its
@@ -128,14 +128,12 @@ def test_real_bench_on_the_cpu_gives_a_choice(tmp_path):
 @pytest.fixture
 def gpu_sweep(tmp_path, monkeypatch):
   """A fake trainer and bench, one fake GPU and 16 cores."""
-  trainer = tmp_path / 'fake_train.py'
-  trainer.write_text(FAKE_TRAINER)
   bench = tmp_path / 'fake_bench.py'
   bench.write_text(FAKE_BENCH)
   smi = tmp_path / 'nvidia-smi'
   smi.write_text(ONE_GPU)
   smi.chmod(0o755)
-  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
+  monkeypatch.setenv(launch.TRAIN_CMD_ENV, stand_in())
   monkeypatch.setenv(calibrate.BENCH_CMD_ENV, f'{sys.executable} {bench}')
   monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(smi))
   monkeypatch.setenv('FAKE_BENCH_CALLS', str(tmp_path / 'bench_calls.jsonl'))

@@ -16,6 +16,7 @@ import pytest
 
 from harmony_v3.sweep import cli, devices, launch, local, plan, slurm
 from harmony_v3.games import ATARI100K_GAMES
+from trainer_runs import read_jsonl
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PLAN_LINE = re.compile(r'^\s+(done|running|resume|new)\s+'
@@ -24,7 +25,6 @@ PLAN_LINE = re.compile(r'^\s+(done|running|resume|new)\s+'
 # The stand-in trainer (see its docstring): records each call in
 # {logdir}/fake_runs.jsonl, saves on SIGTERM and exits 130 like the real one.
 STAND_IN = REPO / 'tests' / 'stand_in_trainer.py'
-FAKE_TRAINER = STAND_IN.read_text()
 
 NVIDIA_SMI_2 = '''#!/bin/sh
 echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa)"
@@ -32,12 +32,28 @@ echo "GPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-bbbb)"
 '''
 
 
+def stand_in(**options) -> str:
+  """The stand-in trainer's command, with --fake-NAME VALUE options (for
+  workers that do not see this process's later environment changes)."""
+  flags = [f'--fake-{k.replace("_", "-")} {v}' for k, v in options.items()]
+  return ' '.join([sys.executable, str(STAND_IN), *flags])
+
+
+def wait_until(predicate, timeout, what, poll=0.1):
+  """Return once `predicate()` holds; fail after `timeout` seconds."""
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if predicate():
+      return
+    time.sleep(poll)
+  raise AssertionError(f'timed out after {timeout} s waiting for {what}')
+
+
+
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
   """A fake trainer and no GPU (no nvidia-smi, CUDA_VISIBLE_DEVICES unset)."""
-  trainer = tmp_path / 'fake_train.py'
-  trainer.write_text(FAKE_TRAINER)
-  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {trainer}')
+  monkeypatch.setenv(launch.TRAIN_CMD_ENV, stand_in())
   monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
   monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
   monkeypatch.delenv('FAKE_FAIL_GAME', raising=False)
@@ -55,13 +71,6 @@ def run_main(capsys, *argv):
 
 def plan_lines(out):
   return [m.groups() for m in map(PLAN_LINE.match, out.splitlines()) if m]
-
-
-def read_jsonl(path):
-  """The records of a JSON-lines file; none if it does not exist."""
-  if not path.exists():
-    return []
-  return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def records(folder):

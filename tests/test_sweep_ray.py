@@ -9,12 +9,10 @@ address: by default it advertises the machine's network address.
 from __future__ import annotations
 
 import os
-import pathlib
 import re
 import signal
 import sys
 import threading
-import time
 
 import pytest
 
@@ -24,22 +22,15 @@ ray = pytest.importorskip('ray', reason="Ray is not installed (pip install "
 
 from harmony_v3.sweep import cli, ray_engine  # noqa: E402
 from test_calibrate import FAKE_BENCH  # noqa: E402
-from test_sweep import flag, max_overlap, read_jsonl, records  # noqa: E402
+from test_sweep import (flag, max_overlap, read_jsonl, records,  # noqa: E402
+                        stand_in, wait_until)
 
-STAND_IN = pathlib.Path(__file__).with_name('stand_in_trainer.py')
 # Ray starts its processes with subprocess (fork, then exec at once), which
 # JAX, imported by other tests of the session, warns about as a bare fork.
 pytestmark = pytest.mark.filterwarnings(
     r'ignore:os\.fork\(\) was called:RuntimeWarning')
 RAY_HEADER = re.compile(r'^=== sweep .*: (new|resume) run \(Ray\) on node '
                         r'(\w+) GPU (\S+):', re.M)
-
-
-def stand_in(**options) -> str:
-  """--train-cmd of the stand-in with --fake-NAME VALUE options (Ray's
-  workers do not see this process's later environment changes)."""
-  flags = [f'--fake-{k.replace("_", "-")} {v}' for k, v in options.items()]
-  return ' '.join([sys.executable, str(STAND_IN), *flags])
 
 
 def ray_sweep(capsys, logroot, games, seeds, *more, **options):
@@ -60,15 +51,6 @@ def attempts(folder):
   """(status, node, GPU) of each Ray attempt in the run's train.log."""
   log = folder / 'train.log'
   return RAY_HEADER.findall(log.read_text()) if log.exists() else []
-
-
-def wait_until(predicate, timeout, what):
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    if predicate():
-      return
-    time.sleep(0.1)
-  raise AssertionError(f'timed out after {timeout} s waiting for {what}')
 
 
 def started(folder):

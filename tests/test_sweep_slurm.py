@@ -22,11 +22,10 @@ import pytest
 
 from harmony_v3.sweep import cli, plan, slurm
 from test_calibrate import FAKE_BENCH
-from test_sweep import flag, max_overlap, records
+from test_sweep import flag, max_overlap, records, stand_in, wait_until
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CLUSTER = REPO / 'scripts' / 'slurm_local_cluster.sh'
-STAND_IN = REPO / 'tests' / 'stand_in_trainer.py'
 GPUS = 4
 
 pytestmark = pytest.mark.skipif(
@@ -63,11 +62,6 @@ def slurm_cluster():
     os.environ['SLURM_CONF'] = previous
 
 
-def stand_in(**options) -> str:
-  flags = [f'--fake-{k.replace("_", "-")} {v}' for k, v in options.items()]
-  return ' '.join([sys.executable, str(STAND_IN), *flags])
-
-
 def submit(capsys, logroot, games, seeds, *more, **options):
   """`--engine slurm` in this process; (exit status, output, job id)."""
   train = ['--train-cmd', stand_in(**options)] if options else []
@@ -86,15 +80,6 @@ def states(job):
                           capture_output=True, text=True)
   assert result.returncode == 0, result.stderr
   return re.findall(r'\bJobState=(\S+)', result.stdout)
-
-
-def wait_for(predicate, timeout, what):
-  deadline = time.time() + timeout
-  while time.time() < deadline:
-    if predicate():
-      return
-    time.sleep(0.2)
-  raise AssertionError(f'timed out after {timeout} s waiting for {what}')
 
 
 def wait_done(job, timeout=120):
@@ -202,11 +187,11 @@ def test_failure_reported_and_requeued_element_resumes(capsys, tmp_path):
   code, out, job = submit(capsys, logroot, games, seeds, '--per-gpu', '1',
                           sleep=5, save_every=0.3, fail_game='boxing')
   assert code == 0 and job, out
-  wait_for(lambda: started(pong) and (pong / 'checkpoint.ckpt').exists(),
-           60, 'pong to start and save')
+  wait_until(lambda: started(pong) and (pong / 'checkpoint.ckpt').exists(),
+           60, 'pong to start and save', poll=0.2)
   subprocess.run(['scontrol', 'requeue', f'{job}_0'], check=True)
   # A requeued job waits about two minutes before it may start again.
-  wait_for(lambda: states(f'{job}_0') == ['PENDING'], 30, 'the requeue')
+  wait_until(lambda: states(f'{job}_0') == ['PENDING'], 30, 'the requeue', poll=0.2)
   subprocess.run(['scontrol', 'update', f'JobId={job}_0', 'StartTime=now'],
                  check=True)
   wait_done(job, 120)

@@ -337,7 +337,7 @@ def run_local(plan: Plan, runs: list[Run], args: argparse.Namespace,
   if not plan.cpu and pending and plan.per_device is None:
     try:
       per_device = local.resolve_per_gpu(
-          'auto', devices, plan.configs, plan.extra, plan.mem_fraction,
+          devices, plan.configs, plan.extra, plan.mem_fraction,
           plan.logroot, plan.cache, say)
     except KeyboardInterrupt:
       print('Interrupted while measuring runs per GPU: nothing was '

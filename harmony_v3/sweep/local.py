@@ -80,7 +80,6 @@ class LocalSweep(SweepEngine):
             start_new_session=True, pass_fds=(lock,))
       except OSError as e:
         log.write(f'=== sweep: cannot start the trainer: {e}\n'.encode())
-        run.returncode = 127
         self.failed.append((run, 'exit 127'))
         self.say(f'[{run.ordinal}/{self.total}] FAILED {run.name} (cannot '
                  f'start: {e}), log: {run.log} {self._counts()}')
@@ -94,10 +93,9 @@ class LocalSweep(SweepEngine):
 
   def _end(self, run: Run, code: int) -> None:
     self.running.remove(run)
-    run.returncode = code
-    run.seconds = time.time() - run.started
-    log_exit(run.log, code, format_duration(run.seconds))
-    self._report_exit(run, code, run.seconds, self.stopping,
+    seconds = time.time() - run.started
+    log_exit(run.log, code, format_duration(seconds))
+    self._report_exit(run, code, seconds, self.stopping,
                       head=f'[{run.ordinal}/{self.total}] ')
 
   def _send_all(self, signum: int) -> None:
@@ -150,14 +148,11 @@ def choose_devices(args: argparse.Namespace) -> tuple[list[str], str]:
   return detect_gpus()
 
 
-def resolve_per_gpu(per_gpu: int | str, gpus: Sequence[str],
-                    configs: Sequence[str], extra: Sequence[str],
-                    mem_fraction: float | None, logroot,
+def resolve_per_gpu(gpus: Sequence[str], configs: Sequence[str],
+                    extra: Sequence[str], mem_fraction: float | None, logroot,
                     cache, say: Callable[[str], None]) -> int:
-  """--per-gpu's count: as given, or for 'auto' the saved measurement in
-  `logroot` if it matches this sweep, else a new one on the first GPU."""
-  if per_gpu != 'auto':
-    return per_gpu
+  """Runs per GPU for --per-gpu auto: the saved measurement in `logroot` if
+  it matches this sweep, else a new one on the first GPU."""
   candidates = calibrate.candidate_counts(
       len(gpus), calibrate.available_cores(), mem_fraction)
   record = calibrate.saved(logroot, configs, extra, candidates, say)

@@ -65,8 +65,6 @@ class Run:
   device: str = ''
   process: Any = None          # The local engine's subprocess.Popen.
   started: float = 0.0
-  seconds: float = 0.0
-  returncode: int | None = None
 
   @property
   def name(self) -> str:

@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 from ..progress import format_duration
 from . import calibrate
 from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SweepEngine
-from .launch import Launch, launch_for, log_exit, log_start, say, stamped
+from .launch import Launch, launch_for, log_exit, log_start, say
 from .plan import (Plan, Run, lock_run, pending_first, run_status,
                    status_counts)
 
@@ -105,7 +105,7 @@ def measure_task(configs: Sequence[str], extra: Sequence[str],
   return calibrate.measure_or_one(
       gpu, configs, extra, candidates, pathlib.Path(folder),
       pathlib.Path(cache) if cache else None,
-      lambda text: print(stamped(text), flush=True))
+      say)
 
 
 # The driver --------------------------------------------------------------------

@@ -153,7 +153,6 @@ def prepare(plan: Plan, runs: list[Run], args: argparse.Namespace,
     record = calibrate.saved(plan.logroot, plan.configs, plan.extra,
                              candidates, say)
     per_element = record['per_gpu'] if record else None
-  plan = dataclasses.replace(plan, per_device=per_element)
   folder = folder_of(plan)
   plan_path = next_plan_path(folder)
   template = _read_template(args.slurm_template)
