@@ -240,16 +240,16 @@ class Trainer:
   """Trains one agent on one task; `run()` resumes from the run folder."""
 
   def __init__(self, config: embodied.Config, agent_cls, train_env,
-               eval_env, log=print, folder: RunFolder | None = None,
-               signals: StopSignals | None = None):
+               eval_env, folder: RunFolder, signals: StopSignals,
+               log=print):
+    """`folder`: the run folder, opened (and locked) by the caller, of a
+    run that has not finished; `signals`: installed by the caller."""
     self.config = config
     self.args = config.run
     self.log = log
-    self._own_folder = folder is None
-    self.folder = folder or RunFolder(config)
+    self.folder = folder
     self.logdir = self.folder.path
-    self.signals = signals or StopSignals()
-    self._own_signals = signals is None
+    self.signals = signals
     self.repeat = config.env.atari.repeat if config.task.startswith(
         'atari_') else 1
     self.stopwatch = Stopwatch()
@@ -263,8 +263,7 @@ class Trainer:
     self.episode_log = JSONLines(self.logdir / 'episodes.jsonl')
     self.metrics_log = JSONLines(self.logdir / 'metrics.jsonl')
     self.last_saved_step = self.folder.step if self.folder.payload else None
-    if not self.folder.finished:
-      self._rollback()
+    self._rollback()
     self.replay = self._open_replay()
     self.agent = agent_cls(
         train_env.obs_space, train_env.act_space, self.step, config)
@@ -386,6 +385,8 @@ class Trainer:
     payload = self.folder.payload
     if payload is None:
       return False
+    # Loaded into the agent below: do not keep a second copy for the run.
+    self.folder.payload = None
     ckpt.check_compatible(
         payload['agent'], self.agent.save(), self.checkpoint_path)
     self.agent.load(payload['agent'])
@@ -550,25 +551,14 @@ class Trainer:
     Returns the summary (also written to done.json). On SIGTERM or Ctrl-C it
     saves a checkpoint and raises Interrupted.
     """
-    if self._own_signals:
-      self.signals.install()
     self.signals.stop_now_message = lambda: (
         f'Stopped at once at step {int(self.step):,} without saving. '
         + self._last_good())
-    try:
-      with self._disk_full_is_an_error():
-        return self._run()
-    finally:
-      if self._own_signals:
-        self.signals.restore()
-      if self._own_folder:
-        self.folder.close()
+    with self._disk_full_is_an_error():
+      return self._run()
 
   def _run(self) -> dict:
     total = int(self.args.steps)
-    if self.folder.finished:
-      self.log(self.folder.finished_message())
-      return json.loads((self.logdir / 'done.json').read_text())
     driver = embodied.Driver(self.train_env)
     driver.on_episode(self._on_episode)
     driver.on_step(lambda tran, worker: self.step.increment())
@@ -659,8 +649,7 @@ def train(config: embodied.Config, agent_cls,
         log('Stopped before training began; nothing to save.')
         return EXIT_INTERRUPTED
       envs = list(make_envs(config))
-      trainer = Trainer(config, agent_cls, *envs, log=log, folder=folder,
-                        signals=signals)
+      trainer = Trainer(config, agent_cls, *envs, folder, signals, log=log)
       log(f'Logdir: {trainer.logdir}')
       summary = trainer.run()
     log(f"Done: {summary['steps']:,} steps, final evaluation "

@@ -24,7 +24,6 @@ from embodied.replay import chunk as chunklib
 
 from harmony_v3 import faults
 
-_ORIGINAL_SAVE = chunklib.Chunk.save
 _ORIGINAL_LOAD = chunklib.Chunk.load.__func__
 
 

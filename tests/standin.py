@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 import harmony_v3  # noqa: E402,F401  (patches; makes embodied importable)
 import embodied  # noqa: E402
 from harmony_v3 import runner  # noqa: E402
+from harmony_v3.atari import discrete_act_space, image_obs_space  # noqa: E402
 from harmony_v3.config import ConfigError, load_config  # noqa: E402
 from harmony_v3.stop_signals import StopSignals  # noqa: E402
 
@@ -58,15 +59,8 @@ class CountingEnv:
     self._t = 0
     self._length = 0
     self._done = True
-    self.obs_space = {
-        'image': embodied.Space(np.uint8, (8, 8, 3)),
-        'reward': embodied.Space(np.float32),
-        'is_first': embodied.Space(bool),
-        'is_last': embodied.Space(bool),
-        'is_terminal': embodied.Space(bool)}
-    self.act_space = {
-        'action': embodied.Space(np.int32, (), 0, 3),
-        'reset': embodied.Space(bool)}
+    self.obs_space = image_obs_space((8, 8, 3))
+    self.act_space = discrete_act_space(3)
 
   def step(self, action):
     delay = float(os.environ.get('STANDIN_STEP_SLEEP', 0))

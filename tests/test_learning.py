@@ -28,6 +28,8 @@ import time
 import numpy as np
 import pytest
 
+from harmony_v3.logs import JSONLines
+
 CHANCE, MAXIMUM = 4.0, 16.0
 THRESHOLD = 12.0
 SEED = 0
@@ -50,16 +52,9 @@ def _command(logdir, cache, flags):
           *flags]
 
 
-def _read_jsonl(path):
-  path = pathlib.Path(path)
-  if not path.exists():
-    return []
-  return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-
-
 def final_score(logdir) -> float:
   """Mean return of the run's last evaluation."""
-  evals = _read_jsonl(pathlib.Path(logdir) / 'eval.jsonl')
+  evals = JSONLines(pathlib.Path(logdir) / 'eval.jsonl').read()
   assert evals, f'{logdir}: no evaluation'
   return evals[-1]['mean']
 
@@ -88,7 +83,7 @@ def runs(tmp_path_factory):
       returncode, output = None, f'{partial}\n(killed after 600 s)'
     results[name] = dict(logdir=logdir, returncode=returncode, output=output,
                          seconds=time.time() - start)
-    evals = _read_jsonl(logdir / 'eval.jsonl')
+    evals = JSONLines(logdir / 'eval.jsonl').read()
     print(f"{name}: final evaluation {evals[-1]['mean'] if evals else '-'} "
           f"in {results[name]['seconds']:.0f} s", flush=True)
   return results
@@ -96,7 +91,7 @@ def runs(tmp_path_factory):
 
 def _describe(run) -> str:
   curve = [(e['step'], e['mean'])
-           for e in _read_jsonl(run['logdir'] / 'eval.jsonl')]
+           for e in JSONLines(run['logdir'] / 'eval.jsonl').read()]
   return (f"evaluations (step, mean return): {curve}; "
           f"{run['seconds']:.0f} s\n{run['output'][-2000:]}")
 
@@ -126,9 +121,9 @@ def test_learning_check_fails_when_learning_is_broken(runs, broken):
 
 def test_zero_rewards_learns_from_zeros_but_is_scored_on_true_rewards(runs):
   logdir = runs['zero_rewards']['logdir']
-  episodes = _read_jsonl(logdir / 'episodes.jsonl')
+  episodes = JSONLines(logdir / 'episodes.jsonl').read()
   assert episodes and all(e['score'] == 0 for e in episodes)
-  returns = _read_jsonl(logdir / 'eval.jsonl')[-1]['returns']
+  returns = JSONLines(logdir / 'eval.jsonl').read()[-1]['returns']
   assert len(returns) == 32 and sum(returns) > 0
 
 
@@ -139,7 +134,7 @@ def test_run_summary_adaptation_of_the_learning_run(runs, tmp_path):
   out_json = tmp_path / 'summary.json'
   assert run_summary.main([str(logdir), '--json', str(out_json)]) == 0
   summary = json.loads(out_json.read_text())[0]
-  metrics = _read_jsonl(logdir / 'metrics.jsonl')
+  metrics = JSONLines(logdir / 'metrics.jsonl').read()
   for name in ('reward', 'obs', 'dyn'):
     logs = [r for r in metrics if f'train/harmony_s_{name}' in r]
     assert len(logs) >= 3

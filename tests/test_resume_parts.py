@@ -43,7 +43,6 @@ def test_a_torn_last_line_is_ignored_and_truncation_is_atomic(tmp_path):
 
 def test_tensorboard_files_are_cut_back_to_the_checkpoint(tmp_path):
   """Defect J: events past the checkpoint go; the file stays readable."""
-  from tensorboardX.proto import event_pb2
   output = TensorBoardFrames(tmp_path, repeat=4)
   for step in range(10):
     output(((step, 'train/loss', np.float32(step)),
@@ -55,7 +54,7 @@ def test_tensorboard_files_are_cut_back_to_the_checkpoint(tmp_path):
   with path.open('ab') as f:
     f.write(path.read_bytes()[-30:-5])  # A record cut short by a kill.
   assert truncate_tensorboard(tmp_path, last_step=20) == 5 * 4
-  events = [event_pb2.Event.FromString(r[12:-4]) for r in read_records(path)]
+  events = [record_event(r) for r in read_records(path)]
   assert events[0].file_version == 'brain.Event:2'
   tags = {}
   for event in events[1:]:

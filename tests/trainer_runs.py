@@ -95,6 +95,8 @@ def run(logdir, *flags, **kwargs) -> Trainer:
 
 
 def read_jsonl(path: pathlib.Path) -> list[dict]:
+  """The records of a JSON-lines file, strictly (a torn line is an error);
+  none if it does not exist."""
   if not path.exists():
     return []
   return [json.loads(line) for line in path.read_text().splitlines()]
@@ -129,7 +131,8 @@ def facts(logdir) -> dict:
   metrics = read_jsonl(logdir / 'metrics.jsonl')
   steps = [r['step'] for r in metrics]
   assert steps == sorted(steps), steps
-  for tag, tag_steps in tensorboard_events(logdir).items():
+  events = tensorboard_events(logdir)
+  for tag, tag_steps in events.items():
     assert tag_steps == sorted(set(tag_steps)), (tag, tag_steps)
   done = json.loads((logdir / 'done.json').read_text())
   return {
@@ -141,7 +144,7 @@ def facts(logdir) -> dict:
       'episodes_ended_by': episodes[-1] <= payload['step'],
       'last_metrics': {k: v for k, v in metrics[-1].items()
                        if k in ('step', 'perf/updates')},
-      'tensorboard_eval_frames': tensorboard_events(logdir)['eval/score'],
+      'tensorboard_eval_frames': events['eval/score'],
       'done': {k: done[k] for k in ('steps', 'updates')},
       'params_finite': bool(np.isfinite(payload['agent']['w']).all()),
   }
