@@ -10,7 +10,7 @@ from dreamerv3 import ninjax as nj
 
 from harmony_v3 import adaptation
 from harmony_v3.config import ConfigError, load_config
-from harmony_v3.harmonizer import harmonious_loss, optimal_sigma
+from harmony_v3.harmonizer import optimal_sigma
 from harmony_v3.ninjax_harmonizers import (ClosedFormHarmonizers,
                                            NinjaxHarmonizers, OwnLrHarmonizers)
 from harmony_v3.world_model import make_harmonizers, variant_name

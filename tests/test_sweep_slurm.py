@@ -16,7 +16,6 @@ import pathlib
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -86,8 +85,8 @@ def wait_done(job, timeout=120):
   """Wait until every element of `job` has ended."""
   ended = ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL',
            'OUT_OF_MEMORY', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE')
-  wait_for(lambda: all(s in ended for s in states(job)), timeout,
-           f'job {job} to end')
+  wait_until(lambda: all(s in ended for s in states(job)), timeout,
+             f'job {job} to end', poll=0.2)
 
 
 def job_field(job, field):
@@ -155,7 +154,8 @@ def test_scancel_saves_each_run_once_and_resubmitting_resumes(capsys,
   code, out, job = submit(capsys, logroot, games, seeds, '--per-gpu', '2',
                           sleep=120, save_seconds=0.5)
   assert code == 0 and job, out
-  wait_for(lambda: all(started(f) for f in runs), 60, 'the runs to start')
+  wait_until(lambda: all(started(f) for f in runs), 60, 'the runs to start',
+             poll=0.2)
   subprocess.run(['scancel', job], check=True)
   wait_done(job, 60)
   for folder in runs:
@@ -188,10 +188,11 @@ def test_failure_reported_and_requeued_element_resumes(capsys, tmp_path):
                           sleep=5, save_every=0.3, fail_game='boxing')
   assert code == 0 and job, out
   wait_until(lambda: started(pong) and (pong / 'checkpoint.ckpt').exists(),
-           60, 'pong to start and save', poll=0.2)
+             60, 'pong to start and save', poll=0.2)
   subprocess.run(['scontrol', 'requeue', f'{job}_0'], check=True)
   # A requeued job waits about two minutes before it may start again.
-  wait_until(lambda: states(f'{job}_0') == ['PENDING'], 30, 'the requeue', poll=0.2)
+  wait_until(lambda: states(f'{job}_0') == ['PENDING'], 30, 'the requeue',
+             poll=0.2)
   subprocess.run(['scontrol', 'update', f'JobId={job}_0', 'StartTime=now'],
                  check=True)
   wait_done(job, 120)
