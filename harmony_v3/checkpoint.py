@@ -8,7 +8,6 @@ logs and the replay folder are brought back to it.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import pickle
 import time
@@ -17,56 +16,25 @@ import jax
 import numpy as np
 
 from . import faults
+from .atomic_files import write_atomic
 from .errors import RunError
 
 FORMAT = 'harmony_v3/checkpoint/2'
 # Version 1 had no config and no replay manifest; such checkpoints resume
 # with the replay folder as found and the config checked against config.yaml.
 OLD_FORMATS = ('harmony_v3/checkpoint/1',)
-TMP_SUFFIX = '.tmp'
 
 
 class CheckpointError(RunError):
   """A checkpoint that cannot be read or does not fit the current run."""
 
 
-def _fsync_dir(directory: pathlib.Path) -> None:
-  fd = os.open(directory, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
-
-
-def write_atomic(path: pathlib.Path, data: bytes) -> None:
-  """Write `data` to `path` through a synced temporary file and a rename.
-
-  On failure the temporary file is removed and the OSError names `path`;
-  whatever was at `path` before is left as it was.
-  """
-  path = pathlib.Path(path)
-  tmp = path.with_name(path.name + TMP_SUFFIX)
-  try:
-    faults.check_write(tmp)
-    with tmp.open('wb') as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    if path.suffix == '.ckpt':
-      faults.point('during_checkpoint_write')
-    os.replace(tmp, path)
-  except OSError as e:
-    tmp.unlink(missing_ok=True)
-    raise type(e)(e.errno, f'{e.strerror} (writing {path})',
-                  str(path)) from None
-  _fsync_dir(path.parent)
-
-
 def save_checkpoint(path: pathlib.Path, payload: dict) -> None:
   """Pickle `payload` to `path` atomically (see `write_atomic`)."""
   data = pickle.dumps({'format': FORMAT, 'time': time.time(), **payload},
                       protocol=pickle.HIGHEST_PROTOCOL)
-  write_atomic(path, data)
+  write_atomic(path, data, before_rename=lambda: faults.point(
+      'during_checkpoint_write'))
 
 
 def load_checkpoint(path: pathlib.Path) -> dict:

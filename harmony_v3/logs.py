@@ -22,12 +22,7 @@ import embodied
 import numpy as np
 
 from . import faults
-from .checkpoint import write_atomic
-
-
-def _name_the_file(error: OSError, path: pathlib.Path) -> OSError:
-  return type(error)(error.errno, f'{error.strerror} (writing {path})',
-                     str(path))
+from .atomic_files import name_the_file, write_atomic
 
 
 class JSONLines:
@@ -42,7 +37,7 @@ class JSONLines:
       with self.path.open('a') as f:
         f.write(json.dumps(record) + '\n')
     except OSError as e:
-      raise _name_the_file(e, self.path) from None
+      raise name_the_file(e, self.path) from None
 
   def read(self) -> list[dict]:
     """The records; a last line cut short by a kill is left out."""

@@ -21,9 +21,8 @@ import os
 import pathlib
 from typing import Callable
 
+from .atomic_files import TMP_SUFFIX
 from .checkpoint import CheckpointError
-
-TMP_SUFFIX = '.tmp'
 
 
 class ReplayError(CheckpointError):

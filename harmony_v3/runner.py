@@ -33,6 +33,7 @@ import embodied
 import numpy as np
 
 from . import checkpoint as ckpt
+from .atomic_files import write_atomic
 from . import faults
 from . import replay_files
 from . import run_lock
@@ -597,7 +598,7 @@ class Trainer:
     self.progress.close()
     summary = self._summary()
     faults.point('after_final_save')
-    ckpt.write_atomic(self.logdir / 'done.json',
+    write_atomic(self.logdir / 'done.json',
                       json.dumps(summary, indent=2).encode())
     return summary
 

@@ -5,16 +5,16 @@
 write leaves a truncated file under that name; every later load reads it,
 and `Chunk.load` fails with `BadZipFile` (or `EOFError`), naming no file.
 
-Here a chunk is written to `<name>.tmp` in the same folder, flushed to disk
-and renamed, so a file under a chunk's final name is always complete. A
-failed write removes the temporary file and raises an OSError that names the
-chunk file. A chunk file that cannot be read raises `ChunkReadError`, which
+Here a chunk is written with `harmony_v3.atomic_files.write_atomic` (to
+`<name>.tmp` in the same folder, flushed to disk, renamed), so a file under
+a chunk's final name is always complete. A failed write removes the
+temporary file and raises an OSError that names the chunk file. A chunk file that cannot be read raises `ChunkReadError`, which
 names it. File names, contents and the `Saved chunk:` line are as before.
 """
 from __future__ import annotations
 
 import io
-import os
+import pathlib
 
 import numpy as np
 
@@ -23,6 +23,7 @@ import embodied
 from embodied.replay import chunk as chunklib
 
 from harmony_v3 import faults
+from harmony_v3.atomic_files import write_atomic
 
 _ORIGINAL_LOAD = chunklib.Chunk.load.__func__
 
@@ -36,25 +37,10 @@ def _save(self, directory):
   succ = succ.uuid if isinstance(succ, type(self)) else succ
   path = embodied.Path(directory) / (
       f'{self.time}-{self.uuid}-{succ}-{self.length}.npz')
-  tmp = embodied.Path(str(path) + '.tmp')
   data = {k: embodied.convert(v) for k, v in self.data.items()}
   with io.BytesIO() as stream:
     np.savez_compressed(stream, **data)
-    content = stream.getvalue()
-  try:
-    faults.check_write(tmp)
-    with open(str(tmp), 'wb') as f:
-      f.write(content)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(str(tmp), str(path))
-  except OSError as e:
-    try:
-      os.remove(str(tmp))
-    except OSError:
-      pass
-    raise type(e)(e.errno, f'{e.strerror} (writing replay chunk {path})',
-                  str(path)) from None
+    write_atomic(pathlib.Path(str(path)), stream.getvalue())
   print(f'Saved chunk: {path.name}')
   if self.length == self.size:
     faults.point('after_full_chunk_write')

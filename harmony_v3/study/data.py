@@ -15,14 +15,15 @@ one world model reads all of them.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
-import os
 import pathlib
 import time
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ..atomic_files import write_atomic
 from .evaluate import symlog
 
 FIELDS = ('image', 'action', 'reward', 'is_first', 'is_last', 'is_terminal',
@@ -152,19 +153,14 @@ def collect(games: Sequence[str], steps_per_game: int, seed: int,
 
 
 def _atomic_savez(path: pathlib.Path, arrays: dict) -> None:
-  tmp = path.with_name(path.name + '.tmp.npz')
-  np.savez_compressed(tmp, **arrays)
-  os.replace(tmp, path)
+  with io.BytesIO() as stream:
+    np.savez_compressed(stream, **arrays)
+    write_atomic(path, stream.getvalue())
 
 
 def write_json_atomic(path: pathlib.Path, value) -> None:
   """Write JSON so that a kill at any moment leaves the old file or the new."""
-  tmp = path.with_name(path.name + '.tmp')
-  with open(tmp, 'w') as f:
-    json.dump(value, f, indent=2)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  write_atomic(path, json.dumps(value, indent=2).encode())
 
 
 def split_stats(split: Split, games: Sequence[str]) -> dict:

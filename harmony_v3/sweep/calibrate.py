@@ -25,6 +25,8 @@ import sys
 import time
 from typing import Callable, Mapping, Sequence
 
+from ..atomic_files import write_atomic
+
 CANDIDATES = (1, 2, 4, 8)
 TOLERANCE = 0.05          # A larger K must beat the best by more than this.
 BENCH_UPDATES = 100       # Timed updates per worker and K (after compiling).
@@ -191,8 +193,7 @@ def measure(gpu: str, configs: Sequence[str], extra: Sequence[str],
       'command': shlex.join(command),
   }
   path = folder / RESULT_NAME
-  path.with_suffix('.tmp').write_text(json.dumps(record, indent=2) + '\n')
-  os.replace(path.with_suffix('.tmp'), path)
+  write_atomic(path, (json.dumps(record, indent=2) + '\n').encode())
   json_path.unlink(missing_ok=True)
   return record
 

@@ -26,6 +26,7 @@ import signal
 from typing import Any, Sequence
 
 from .. import run_lock
+from ..atomic_files import write_atomic
 from ..games import ATARI100K_GAMES
 
 DEFAULT_LOGROOT = '~/logdir/harmony_v3_atari100k'
@@ -298,9 +299,7 @@ def write_plan_file(path: pathlib.Path, plan: Plan, runs: Sequence[Run],
             'runs': [[r.method, r.game, r.seed] for r in runs], **more}
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + '.tmp')
-  tmp.write_text(json.dumps(record, indent=1) + '\n')
-  os.replace(tmp, path)
+  write_atomic(path, (json.dumps(record, indent=1) + '\n').encode())
 
 
 def read_plan_file(path: pathlib.Path) -> tuple[Plan, list[Run], dict]:

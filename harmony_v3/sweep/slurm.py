@@ -43,6 +43,7 @@ import subprocess
 import sys
 from typing import Sequence
 
+from ..atomic_files import write_atomic
 from . import calibrate
 from .devices import check_jax_gpu, visible_devices
 from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -333,8 +334,7 @@ def _measure(plan: Plan, record: dict, path: pathlib.Path) -> int:
     say('Interrupted: the elements will run 1 run per GPU.')
     return EXIT_INTERRUPTED
   out = measured_path(path)
-  out.with_suffix('.tmp').write_text(json.dumps({'per_gpu': per_gpu}) + '\n')
-  os.replace(out.with_suffix('.tmp'), out)
+  write_atomic(out, (json.dumps({'per_gpu': per_gpu}) + '\n').encode())
   say(f'{path.name}: {per_gpu} run(s) per GPU, saved in {out}')
   return EXIT_OK
 
