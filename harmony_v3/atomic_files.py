@@ -2,8 +2,8 @@
 
 `write_atomic` writes to a temporary file next to the target, syncs it,
 renames it over the target and syncs the folder: after a kill, a crash or a
-full disk the target holds either its old content or the new one. JAX-free,
-so that the sweep's driver can use it too.
+full disk the target holds either its old content or the new one. Used for
+checkpoints, logs, replay chunks, the study's files and the sweep's plans.
 """
 from __future__ import annotations
 
