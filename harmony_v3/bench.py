@@ -277,7 +277,7 @@ class TimedGroup(TimedUpdates):
 
   def __init__(self, timed: TimedAgent, runs: int):
     import jax
-    from .vectorized import VectorizedTrain, stack_runs
+    from .run.vectorized import VectorizedTrain, stack_runs
     self.runs = runs
     spaces = {**timed.obs_space, **timed.act_space}
     start = time.perf_counter()

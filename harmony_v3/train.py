@@ -18,7 +18,7 @@ import warnings
 from typing import Sequence
 
 from .config import ConfigError, available_presets, load_config
-from .stop_signals import StopSignals
+from .run.stop_signals import StopSignals
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -101,7 +101,7 @@ def make_envs(config) -> tuple:
 
 def main(argv: Sequence[str] | None = None) -> int:
   # First of all: from here on SIGTERM and Ctrl-C ask for a clean stop
-  # (see harmony_v3.stop_signals), also during imports and compilation.
+  # (see harmony_v3.run.stop_signals), also during imports and compilation.
   signals = StopSignals().install()
   try:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = setup_jax(config)
     import harmony_v3  # noqa: F401  (patches)
     from .agent import HarmonyAgent
-    from .runner import train
+    from .run.runner import train
     return train(config, HarmonyAgent, make_envs, signals)
   finally:
     signals.restore()

@@ -14,7 +14,7 @@ Each patch is one module with `apply()` (idempotent) and `is_applied()`.
 Replaced: `replay_chunk_versions` deleted the shorter saves of a chunk as soon
 as a longer one was written, which could delete a file that the last
 checkpoint needs. Which chunk files a resume loads is now decided by the
-checkpoint's manifest (`harmony_v3.replay_files`), which also keeps one save
+checkpoint's manifest (`harmony_v3.run.replay_files`), which also keeps one save
 per chunk.
 
 Not patched: the base's multi-device path (pmap over several train or policy

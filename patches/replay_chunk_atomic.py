@@ -5,7 +5,7 @@
 write leaves a truncated file under that name; every later load reads it,
 and `Chunk.load` fails with `BadZipFile` (or `EOFError`), naming no file.
 
-Here a chunk is written with `harmony_v3.atomic_files.write_atomic` (to
+Here a chunk is written with `harmony_v3.run.atomic_files.write_atomic` (to
 `<name>.tmp` in the same folder, flushed to disk, renamed), so a file under
 a chunk's final name is always complete. A failed write removes the
 temporary file and raises an OSError that names the chunk file. A chunk file that cannot be read raises `ChunkReadError`, which
@@ -22,8 +22,8 @@ import dreamerv3  # noqa: F401  (makes `embodied` importable)
 import embodied
 from embodied.replay import chunk as chunklib
 
-from harmony_v3 import faults
-from harmony_v3.atomic_files import write_atomic
+from harmony_v3.run import faults
+from harmony_v3.run.atomic_files import write_atomic
 
 _ORIGINAL_LOAD = chunklib.Chunk.load.__func__
 

@@ -144,7 +144,7 @@ stage_train() {
       || return
     runs+=("$logdir")
   done
-  "$python" -m harmony_v3.run_summary "${runs[@]}" --json "$out/train.json" \
+  "$python" -m harmony_v3.run.summary "${runs[@]}" --json "$out/train.json" \
     | tee "$out/train.md" | tee -a "$log"
 }
 

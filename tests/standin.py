@@ -8,7 +8,7 @@ and agent (the same signal handling, lock, checkpoints, replay files and
 logs), at hundreds of steps per second and without JAX. Replay chunks hold 64
 steps (the base's 1024) so that full chunks are written between checkpoints.
 
-Environment variables (besides HARMONY_FAULT, see harmony_v3.faults):
+Environment variables (besides HARMONY_FAULT, see harmony_v3.run.faults):
   STANDIN_NAN=W@N      from the N-th train update on, W is NaN: 'loss' (the
                        update's loss), 'action' (the policy's actions) or
                        'params' (the parameters, while the loss stays finite)
@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 import harmony_v3  # noqa: E402,F401  (patches; makes embodied importable)
 import embodied  # noqa: E402
-from harmony_v3 import runner  # noqa: E402
-from harmony_v3.atari import discrete_act_space, image_obs_space  # noqa: E402
+from harmony_v3.run import runner  # noqa: E402
+from harmony_v3.envs.atari import discrete_act_space, image_obs_space  # noqa: E402
 from harmony_v3.config import ConfigError, load_config  # noqa: E402
-from harmony_v3.stop_signals import StopSignals  # noqa: E402
+from harmony_v3.run.stop_signals import StopSignals  # noqa: E402
 
 CHUNK_STEPS = 64
 STANDIN_CHAIN = 80  # Operations in the compiled stand-in function.

@@ -1,12 +1,12 @@
-"""Tests of harmony_v3.atari.Atari, the Atari 100K embodied environment."""
+"""Tests of harmony_v3.envs.atari.Atari, the Atari 100K embodied environment."""
 import math
 
 import cv2
 import numpy as np
 import pytest
 
-from harmony_v3 import games
-from harmony_v3.atari import Atari
+from harmony_v3.envs import games
+from harmony_v3.envs.atari import Atari
 
 ale_py = pytest.importorskip('ale_py')
 

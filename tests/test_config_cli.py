@@ -98,7 +98,7 @@ def test_missing_gpu_warns_and_falls_back_to_cpu():
 
 
 def test_unwritable_logdir_is_a_clear_error(tmp_path):
-  from harmony_v3.runner import check_logdir
+  from harmony_v3.run.folder import check_logdir
   blocker = tmp_path / 'file'
   blocker.write_text('x')
   c = load_config(['tiny'], ['--logdir', str(blocker / 'run')])
@@ -107,8 +107,8 @@ def test_unwritable_logdir_is_a_clear_error(tmp_path):
 
 
 def test_resume_with_another_config_is_refused(tmp_path):
-  from harmony_v3 import checkpoint
-  from harmony_v3.runner import RunFolder
+  from harmony_v3.run import checkpoint
+  from harmony_v3.run.folder import RunFolder
   c = load_config(['tiny'], ['--logdir', str(tmp_path)])
   checkpoint.save_checkpoint(tmp_path / 'checkpoint.ckpt', {
       'step': 0, 'agent': {}, 'run': {}, 'config': dict(c.flat),

@@ -5,7 +5,7 @@ updates, replay steps, evaluations, and logs without rolled-back records.
 
 Stand-in trainers (tests/standin.py) run the real runner, checkpoints,
 replay files and logs with a NumPy agent, so that each run takes about a
-second; HARMONY_FAULT (harmony_v3.faults) places the kills.
+second; HARMONY_FAULT (harmony_v3.run.faults) places the kills.
 """
 import pathlib
 import shutil
@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from harmony_v3 import replay_files
+from harmony_v3.run import replay_files
 from trainer_runs import Trainer, facts, read_jsonl, run, snapshot
 
 KILLED = -9
@@ -61,7 +61,7 @@ KILLS = [
 def new_chunks_on_disk(logdir) -> list[str]:
   """Chunk files holding replay steps that the checkpoint's manifest does not
   account for (a chunk it does not know, or a longer save of one it does)."""
-  from harmony_v3 import checkpoint
+  from harmony_v3.run import checkpoint
   manifest = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')['replay']
   known = {}
   for name in manifest:
@@ -117,7 +117,7 @@ def test_replay_ahead_of_the_checkpoint_is_discarded(tmp_path):
   """Defect A: chunk files written after the checkpoint are not loaded."""
   logdir = tmp_path / 'run'
   run(logdir, fault='after_full_chunk_write@5')  # Step 320: last ckpt 200.
-  from harmony_v3 import checkpoint, replay_files
+  from harmony_v3.run import checkpoint, replay_files
   payload = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
   assert payload['step'] == 200
   on_disk = replay_files.make_manifest(logdir / 'replay')
@@ -131,7 +131,7 @@ def test_replay_ahead_of_the_checkpoint_is_discarded(tmp_path):
 def _kill_at_step_200(logdir):
   first = run(logdir, fault='after_checkpoint@2')
   assert first.process.exitcode == KILLED
-  from harmony_v3 import checkpoint
+  from harmony_v3.run import checkpoint
   return checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
 
 
@@ -194,7 +194,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
 
 def test_a_second_trainer_is_refused_and_changes_nothing(tmp_path):
   """Defect D, with the lock held by this process."""
-  from harmony_v3 import run_lock
+  from harmony_v3.run import run_lock
   logdir = tmp_path / 'run'
   _kill_at_step_200(logdir)
   before = snapshot(logdir)
@@ -248,7 +248,7 @@ def test_a_run_from_an_older_version_resumes_with_new_keys_at_default(
     reference, tmp_path):
   """Keys added to the config since a run began (absent from its saved
   config) take their defaults; a non-default value is still refused."""
-  from harmony_v3 import checkpoint
+  from harmony_v3.run import checkpoint
   logdir = tmp_path / 'run'
   payload = _kill_at_step_200(logdir)
   added = [k for k in payload['config']
@@ -292,7 +292,7 @@ def test_nonfinite_values_stop_the_run_and_are_never_saved(
   assert message in first.output
   assert f'The last good checkpoint is {logdir}/checkpoint.ckpt at step ' \
       '200; it is left as it was.' in first.output
-  from harmony_v3 import checkpoint
+  from harmony_v3.run import checkpoint
   payload = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
   assert payload['step'] == 200 and not checkpoint.nonfinite_leaves(
       payload['agent'])

@@ -1,6 +1,6 @@
 """Learning tests: `python -m harmony_v3.train` learns the cue task on a CPU.
 
-The cue task (harmony_v3.toy, `--configs tiny cue`): each step the image
+The cue task (harmony_v3.envs.toy, `--configs tiny cue`): each step the image
 shows one of 4 cues, and the reward arriving with the next image is 1 if the
 action matched the cue. Episodes are 16 actions long, so a return is 0..16:
 
@@ -28,7 +28,7 @@ import time
 import numpy as np
 import pytest
 
-from harmony_v3.logs import JSONLines
+from harmony_v3.run.logs import JSONLines
 
 CHANCE, MAXIMUM = 4.0, 16.0
 THRESHOLD = 12.0
@@ -128,7 +128,7 @@ def test_zero_rewards_learns_from_zeros_but_is_scored_on_true_rewards(runs):
 
 
 def test_run_summary_adaptation_of_the_learning_run(runs, tmp_path):
-  from harmony_v3 import run_summary
+  from harmony_v3.run import summary as run_summary
   from harmony_v3.harmonizer import optimal_sigma
   logdir = runs['harmony']['logdir']
   out_json = tmp_path / 'summary.json'

@@ -8,10 +8,10 @@ import signal
 import numpy as np
 import pytest
 
-from harmony_v3 import checkpoint, replay_files, run_lock
-from harmony_v3.logs import (JSONLines, MetricsJSONL, TensorBoardFrames,
+from harmony_v3.run import checkpoint, replay_files, run_lock
+from harmony_v3.run.logs import (JSONLines, MetricsJSONL, TensorBoardFrames,
                              read_records, record_event, truncate_tensorboard)
-from harmony_v3.stop_signals import StopSignals
+from harmony_v3.run.stop_signals import StopSignals
 
 
 def test_nonfinite_metrics_are_written_as_null_and_named(tmp_path):
@@ -47,6 +47,7 @@ def test_tensorboard_files_are_cut_back_to_the_checkpoint(tmp_path):
   for step in range(10):
     output(((step, 'train/loss', np.float32(step)),
             (step, 'train/nan', np.float32('nan')),
+            (step, 'train/inf', np.float32('inf')),
             (step, 'train/hist', np.arange(5, dtype=np.float32)),
             (step, 'report/image', np.zeros((4, 4, 3), np.float32)),
             (step, 'report/video', np.zeros((3, 4, 4, 3), np.uint8))))
@@ -61,10 +62,10 @@ def test_tensorboard_files_are_cut_back_to_the_checkpoint(tmp_path):
     for value in event.summary.value:
       tags.setdefault(value.tag, []).append(event.step)
   assert tags == {tag: [0, 4, 8, 12, 16, 20] for tag in (
-      'train/loss', 'train/nan', 'train/hist', 'report/image',
-      'report/video')}
-  assert np.isnan([v.simple_value for e in events[1:] for v in
-                   e.summary.value if v.tag == 'train/nan']).all()
+      'train/loss', 'train/inf', 'train/hist', 'report/image',
+      'report/video')}  # A NaN scalar has no value yet: no point.
+  assert np.isposinf([v.simple_value for e in events[1:] for v in
+                      e.summary.value if v.tag == 'train/inf']).all()
   assert sum(len(r) for r in read_records(path)) == path.stat().st_size
   assert record_event(read_records(path)[-1]).step == 20
 
@@ -123,7 +124,7 @@ def test_prefill_actions_depend_on_the_seed_and_step_only():
   """Defect K: the base's random prefill drew from unseeded generators."""
   import types
   import embodied
-  from harmony_v3.runner import Trainer
+  from harmony_v3.run.runner import Trainer
   from standin import make_envs
   from harmony_v3.config import load_config
   env, _ = make_envs(load_config(['tiny'], ['--run.eval_envs', '1']))
@@ -145,7 +146,7 @@ def test_prefill_actions_depend_on_the_seed_and_step_only():
 def test_report_does_not_move_the_agents_random_generator():
   """Defect K: logs come at wall-clock times and must not change training."""
   import types
-  from harmony_v3.runner import Trainer
+  from harmony_v3.run.runner import Trainer
 
   class Agent:
     rng = np.random.default_rng(0)

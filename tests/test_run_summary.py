@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from harmony_v3 import run_summary
+from harmony_v3.run import summary as run_summary
 
 
 def _write_run(path, harmony=True):

@@ -5,10 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
-from harmony_v3 import checkpoint as ckpt
-from harmony_v3.evaluation import episode_quotas, evaluate
-from harmony_v3.logs import JSONLines
-from harmony_v3.progress import Progress, format_duration
+from harmony_v3.run import checkpoint as ckpt
+from harmony_v3.run.evaluation import episode_quotas, evaluate
+from harmony_v3.run.logs import JSONLines
+from harmony_v3.run.progress import Progress, format_duration
 
 
 class CountdownEnv:

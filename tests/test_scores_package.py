@@ -53,8 +53,6 @@ def test_old_names_stay_importable():
   missing = [n for n in FLAT_MODULE_NAMES if not hasattr(scores, n)]
   assert not missing
   assert sorted(scores.__all__) == sorted(set(scores.__all__))
-  from harmony_v3 import plots  # The old module name of the figures.
-  assert plots.save_all is scores.plots.save_all
 
 
 def test_the_table_command_does_not_load_matplotlib():

@@ -34,7 +34,7 @@ SLOW_WRITE = 'pause:during_checkpoint_write:1.0'  # Each write takes 1 s.
 
 
 def _checkpoint_step(logdir):
-  from harmony_v3 import checkpoint
+  from harmony_v3.run import checkpoint
   return checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')['step']
 
 

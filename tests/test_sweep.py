@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from harmony_v3.sweep import cli, devices, launch, local, plan, slurm
-from harmony_v3.games import ATARI100K_GAMES
+from harmony_v3.sweep import cli, devices, launch, local, plan, reporting, slurm
+from harmony_v3.envs.games import ATARI100K_GAMES
 from trainer_runs import read_jsonl
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -250,7 +250,7 @@ def test_runs_locked_by_another_process_are_left_alone(fake, capsys):
 
 def test_a_trainer_started_by_hand_counts_as_running(tmp_path):
   """A folder whose trainer lock (.trainer.lock) is held is left alone."""
-  from harmony_v3 import run_lock
+  from harmony_v3.run import run_lock
   folder = tmp_path / 'harmony/pong/seed0'
   folder.mkdir(parents=True)
   (folder / 'checkpoint.ckpt').write_bytes(b'')
@@ -383,7 +383,7 @@ def test_score_report_called_and_its_failure_tolerated(fake, capsys,
       'import json, sys\n'
       f'json.dump(sys.argv[1:], open({str(fake / "scores_argv.json")!r}, '
       '"w"))\nsys.exit(3)\n')
-  monkeypatch.setenv(cli.SCORES_CMD_ENV, f'{sys.executable} {scores}')
+  monkeypatch.setenv(reporting.SCORES_CMD_ENV, f'{sys.executable} {scores}')
   logroot = fake / 'logs'
   code, out, _ = run_main(capsys, '--cpu', '--games', 'pong', '--seeds', '0',
                           '--logroot', logroot)

@@ -3,7 +3,8 @@ clear errors. No JAX: these run in seconds."""
 import numpy as np
 import pytest
 
-from harmony_v3 import envs, toy, train
+from harmony_v3 import envs, train
+from harmony_v3.envs import toy
 from harmony_v3.config import load_config
 
 

@@ -125,7 +125,7 @@ def test_run_folder_contents(interrupted_then_resumed):
 
 
 def test_run_summary_of_a_real_run(interrupted_then_resumed):
-  from harmony_v3.run_summary import summarize
+  from harmony_v3.run.summary import summarize
   s = summarize(interrupted_then_resumed['logdir'])
   assert s['harmony'] and s['steps'] == s['total_steps'] == STEPS
   assert s['frames_per_s'] > 0 and s['updates_per_s'] > 0
@@ -151,3 +151,13 @@ def test_corrupt_checkpoint_is_a_clear_error(interrupted_then_resumed,
   assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
   assert 'is corrupt or unreadable' in result.stderr
   assert not (logdir / 'eval.jsonl').exists()  # No silent fresh start.
+
+
+def test_a_tiny_run_prints_no_nan_warning(interrupted_then_resumed):
+  """Metrics with no value yet (e.g. the accuracy on terminal steps of a
+  batch with none) are not sent to TensorBoard as NaN, which made
+  tensorboardX print a warning that read like a failing run."""
+  r = interrupted_then_resumed
+  assert 'train/cont_neg_acc' in (r['logdir'] / 'metrics.jsonl').read_text()
+  for output in (r['out1'], r['second'].stdout, r['second'].stderr):
+    assert 'NaN or Inf' not in output

@@ -20,7 +20,7 @@ def _leaves(tree):
 def runs(tiny_config, pong_env):
   import embodied
   from harmony_v3.agent import HarmonyAgent
-  from harmony_v3.vectorized import VectorizedTrain, stack_runs
+  from harmony_v3.run.vectorized import VectorizedTrain, stack_runs
   config = tiny_config.update({'seed': 1})
   alone = HarmonyAgent(pong_env.obs_space, pong_env.act_space,
                        embodied.Counter(), config)
@@ -88,7 +88,7 @@ def test_metrics_are_per_run(runs):
 
 
 def test_rejects_an_empty_group(harmony_agent, pong_env):
-  from harmony_v3.vectorized import VectorizedTrain
+  from harmony_v3.run.vectorized import VectorizedTrain
   with pytest.raises(ValueError, match='at least one seed'):
     VectorizedTrain(harmony_agent, pong_env.obs_space, pong_env.act_space,
                     seeds=[])

@@ -104,7 +104,7 @@ def read_jsonl(path: pathlib.Path) -> list[dict]:
 
 def tensorboard_events(logdir: pathlib.Path) -> dict[str, list[int]]:
   """Steps per tag over all event files, oldest file first."""
-  from harmony_v3.logs import read_records, record_event
+  from harmony_v3.run.logs import read_records, record_event
   steps = {}
   files = sorted(pathlib.Path(logdir).glob('events.out.tfevents.*'),
                  key=lambda p: p.stat().st_mtime_ns)
@@ -119,7 +119,7 @@ def tensorboard_events(logdir: pathlib.Path) -> dict[str, list[int]]:
 def facts(logdir) -> dict:
   """What a finished run must agree on with an uninterrupted one, after
   checking that its folder is consistent."""
-  from harmony_v3 import checkpoint, replay_files
+  from harmony_v3.run import checkpoint, replay_files
   logdir = pathlib.Path(logdir)
   payload = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
   manifest = payload['replay']

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import pathlib
 
-from harmony_v3 import games as games_lib
+from harmony_v3.envs import games as games_lib
 
 REFERENCE_DIR = pathlib.Path(__file__).parent.parent / 'reference'
 GAMES = games_lib.ATARI100K_GAMES

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from harmony_v3 import games as games_lib  # noqa: E402
+from harmony_v3.envs import games as games_lib  # noqa: E402
 from harmony_v3.scores.benchmark import (  # noqa: E402
     DEFAULT_FRAMES, pretty_game)
 from harmony_v3.scores.runs import (  # noqa: E402

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from harmony_v3 import games as games_lib
+from harmony_v3.envs import games as games_lib
 from harmony_v3.scores.benchmark import GAMES
 
 # Harmonizer weights in metrics.jsonl: short name -> metric key.

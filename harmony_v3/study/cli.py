@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Sequence
 
-from ..progress import format_duration
+from ..run.progress import format_duration
 from . import settings as study_settings
 
 USAGE = """python -m harmony_v3.study [--out DIR] [--quick] [--arms ARM ...]

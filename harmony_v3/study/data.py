@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..atomic_files import write_atomic
+from ..run.atomic_files import write_atomic
 from .evaluate import symlog
 
 FIELDS = ('image', 'action', 'reward', 'is_first', 'is_last', 'is_terminal',
@@ -227,7 +227,7 @@ def load_or_collect(folder: pathlib.Path, games: Sequence[str],
           'train': split_stats(train, games),
           'heldout': split_stats(heldout, games),
           'collect_seconds': round(time.time() - start, 1),
-          'env': 'harmony_v3.atari via envs.make_env, atari100k preset, '
+          'env': 'harmony_v3.envs.atari via envs.make_env, atari100k preset, '
                  'uniformly random actions'}
   write_json_atomic(info_path, info)  # Last: marks the dataset complete.
   report(f'Dataset: done in {info["collect_seconds"]:.0f} s')

@@ -35,7 +35,7 @@ def _spaces(train, num_actions):
   """The world model's spaces: the dataset's images, one-hot actions."""
   import embodied
   import numpy as np
-  from ..atari import image_obs_space
+  from ..envs.atari import image_obs_space
   act_space = {'action': embodied.Space(np.float32, (num_actions,), 0, 1)}
   return image_obs_space(train.image.shape[1:]), act_space
 

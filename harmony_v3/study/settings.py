@@ -109,7 +109,7 @@ def check(settings: Settings) -> list[str]:
   unknown = [a for a in settings.arms if a not in ARMS]
   if unknown:
     problems.append(f"unknown arms {unknown}; arms: {', '.join(ARMS)}")
-  from ..games import ATARI100K_GAMES
+  from ..envs.games import ATARI100K_GAMES
   bad = [g for g in settings.games if g not in ATARI100K_GAMES]
   if bad:
     problems.append(f'unknown games {bad}')

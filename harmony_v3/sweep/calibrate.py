@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Callable, Mapping, Sequence
 
-from ..atomic_files import write_atomic
+from ..run.atomic_files import write_atomic
 
 CANDIDATES = (1, 2, 4, 8)
 TOLERANCE = 0.05          # A larger K must beat the best by more than this.

@@ -38,25 +38,22 @@ options or no GPU, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import shlex
-import subprocess
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
-from ..games import ATARI100K_GAMES
+from ..envs.games import ATARI100K_GAMES
 from . import calibrate, local
 from .devices import GPU_MEMORY_SHARE, check_jax_gpu
 from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from .launch import launch_for, say, train_command
 from .plan import (DEFAULT_LOGROOT, DEFAULT_NUM_SEEDS, METHODS, Plan, Run,
                    SweepError, check_extra_args, check_games,
-                   check_train_flags, flag_keys, status_counts, status_lines)
+                   check_train_flags, flag_keys, status_counts)
+from .reporting import print_dry_run, report
 
 ENGINES = ('local', 'slurm', 'ray')
-# Replaces `python -m harmony_v3.scores` (for tests and odd setups).
-SCORES_CMD_ENV = 'HARMONY_SCORES_CMD'
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -230,31 +227,6 @@ def check_engine_options(args: argparse.Namespace) -> None:
     raise SweepError('--retries must be at least 0')
 
 
-def scores_command() -> list[str]:
-  """The score-table command ($HARMONY_SCORES_CMD replaces the default)."""
-  text = os.environ.get(SCORES_CMD_ENV)
-  if text:
-    return shlex.split(text)
-  return [sys.executable, '-m', 'harmony_v3.scores']
-
-
-def report(logroot: pathlib.Path, out: Callable[[str], None]) -> None:
-  """Write the score table and figures of `logroot`; a failure is said,
-  not raised (the runs are unaffected)."""
-  command = [*scores_command(), str(logroot), '--out',
-             str(logroot / 'report'), '--plots']
-  out(f'Score table: {shlex.join(command)}')
-  try:
-    code = subprocess.call(command, stdin=subprocess.DEVNULL)
-  except OSError as e:
-    code, why = None, str(e)
-  else:
-    why = f'exit {code}'
-  if code != 0:
-    out(f'error: the score table failed ({why}); the runs are unaffected. '
-        'Rerun the command above to retry.')
-
-
 def main(argv: Sequence[str] | None = None) -> int:
   """Command-line entry point; returns the exit status."""
   argv = list(sys.argv[1:] if argv is None else argv)
@@ -300,13 +272,6 @@ def _print_devices(args, devices: list[str], source: str) -> None:
                if args.per_gpu == 'auto' else args.per_gpu)
     print(f'Devices: GPUs {",".join(devices)} (from {source}), runs per '
           f'GPU: {per_gpu}')
-
-
-def print_dry_run(runs: Sequence[Run]) -> None:
-  """Every run's status, then the counts (for every engine's --dry-run)."""
-  for line in status_lines(runs):
-    print(line)
-  print(status_counts(runs) + ' (dry run: nothing started)')
 
 
 def run_local(plan: Plan, runs: list[Run], args: argparse.Namespace,

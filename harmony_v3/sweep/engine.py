@@ -17,7 +17,7 @@ import signal
 import textwrap
 from typing import Callable, Sequence
 
-from ..progress import format_duration
+from ..run.progress import format_duration
 from .launch import Launch, final_eval, last_line, stamped
 from .plan import STOPPED_CODES, Run, pending_first
 

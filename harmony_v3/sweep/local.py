@@ -21,7 +21,7 @@ import subprocess
 import time
 from typing import Callable, Mapping, Sequence
 
-from ..progress import format_duration
+from ..run.progress import format_duration
 from . import calibrate
 from .devices import detect_gpus
 from .engine import SweepEngine

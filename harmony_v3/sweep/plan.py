@@ -25,9 +25,9 @@ import re
 import signal
 from typing import Any, Sequence
 
-from .. import run_lock
-from ..atomic_files import write_atomic
-from ..games import ATARI100K_GAMES
+from ..run import run_lock
+from ..run.atomic_files import write_atomic
+from ..envs.games import ATARI100K_GAMES
 
 DEFAULT_LOGROOT = '~/logdir/harmony_v3_atari100k'
 DEFAULT_NUM_SEEDS = 5

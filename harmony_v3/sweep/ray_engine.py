@@ -35,7 +35,7 @@ import sys
 import time
 from typing import Callable, Sequence
 
-from ..progress import format_duration
+from ..run.progress import format_duration
 from . import calibrate
 from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SweepEngine
 from .launch import Launch, launch_for, log_exit, log_start, say
@@ -237,7 +237,7 @@ def resolve_per_gpu(plan: Plan) -> int | None:
 def main(plan: Plan, runs: list[Run], args: argparse.Namespace) -> int:
   """--engine ray: train the pending runs on a Ray cluster (or, with
   --dry-run, show the plan without contacting Ray)."""
-  from .cli import print_dry_run, report
+  from .reporting import print_dry_run, report
   per = (f'{plan.per_device} run(s) per GPU' if plan.per_device
          else 'runs per GPU measured first' if not plan.cpu else 'CPU')
   address = args.ray_address or "Ray's default address"

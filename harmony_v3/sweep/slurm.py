@@ -43,7 +43,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from ..atomic_files import write_atomic
+from ..run.atomic_files import write_atomic
 from . import calibrate
 from .devices import check_jax_gpu, visible_devices
 from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -184,7 +184,7 @@ def submit(plan: Plan, runs: list[Run], args: argparse.Namespace,
            own_argv: Sequence[str], extra: Sequence[str]) -> int:
   """--engine slurm: submit the pending runs as one job array (or, with
   --dry-run, show what would be submitted)."""
-  from .cli import print_dry_run
+  from .reporting import print_dry_run
   own_argv = [a for a in own_argv if a != '--dry-run']
   trainer_flags = ['--', *extra] if extra else []
   command_line = shlex.join(['run_atari100k.sh', *own_argv, *trainer_flags])

@@ -1,7 +1,7 @@
 """Building environments from a config, one or a batch of them.
 
 A task is named `<suite>_<name>`: `atari_<game>` for the 26 Atari 100K games
-(harmony_v3.atari) and `toy_cue` for the cue task (harmony_v3.toy). `SUITES`
+(harmony_v3.envs.atari) and `toy_cue` for the cue task (harmony_v3.envs.toy). `SUITES`
 maps each suite to its env constructor; `check_task` tells the user the
 valid names.
 """

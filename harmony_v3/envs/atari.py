@@ -37,7 +37,7 @@ import numpy as np
 import dreamerv3  # noqa: F401  (makes the vendored `embodied` importable)
 import embodied
 
-from harmony_v3 import games
+from harmony_v3.envs import games
 
 
 def image_obs_space(shape: tuple[int, ...]) -> dict[str, embodied.Space]:

@@ -1,6 +1,6 @@
 """Speed and harmonizer trends of run folders, in one table.
 
-  python -m harmony_v3.run_summary RUN_DIR [RUN_DIR ...] [--json FILE]
+  python -m harmony_v3.run.summary RUN_DIR [RUN_DIR ...] [--json FILE]
 
 For each run folder it reads `config.yaml`, `metrics.jsonl` and `eval.jsonl`
 and reports: agent steps and frames done, training frames/s and updates/s
@@ -34,11 +34,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .adaptation import first_within
-from .harmonizer import optimal_sigma
+from ..adaptation import first_within
+from ..harmonizer import optimal_sigma
 from .logs import JSONLines
 from .progress import format_duration
-from .scores.runs import read_config
+from ..scores.runs import read_config
 
 HARMONIZERS = ('reward', 'obs', 'dyn')
 TIME_SHARES = ('env', 'policy', 'data', 'train', 'eval', 'other')
@@ -189,7 +189,7 @@ def adaptation_markdown(summaries: Sequence[dict]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog='python -m harmony_v3.run_summary', description=__doc__,
+      prog='python -m harmony_v3.run.summary', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('runs', nargs='+', help='run folders')
   parser.add_argument('--json', default=None, help='also write them here')

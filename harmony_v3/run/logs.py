@@ -146,8 +146,12 @@ def truncate_tensorboard(logdir: pathlib.Path, last_step: int) -> int:
 class TensorBoardFrames:
   """Logger output: TensorBoard event files with frames on the x-axis.
 
-  Scalars (NaN and inf included), histograms of 1-D values, images (H, W)
-  or (H, W, C) and videos (T, H, W, C), the latter as a strip of frames.
+  Scalars, histograms of 1-D values, images (H, W) or (H, W, C) and videos
+  (T, H, W, C), the latter as a strip of frames. A NaN scalar is a metric
+  with no value yet (the accuracy on terminal steps of a batch that holds
+  none, say): it gets no point here, where it would only draw a gap and a
+  'NaN or Inf found' warning; metrics.jsonl keeps it as null. An infinite
+  scalar is written as it is.
   Each process writes its own file; every write is flushed.
   """
 
@@ -161,7 +165,7 @@ class TensorBoardFrames:
   def __call__(self, summaries) -> None:
     from tensorboardX import summary as tbsummary
     from tensorboardX.event_file_writer import EventsWriter
-    from tensorboardX.proto import event_pb2
+    from tensorboardX.proto import event_pb2, summary_pb2
     if self._writer is None:
       self._writer = EventsWriter(
           str(self.logdir / 'events'), filename_suffix=f'.{os.getpid()}')
@@ -169,7 +173,10 @@ class TensorBoardFrames:
     for step, name, value in summaries:
       value = np.asarray(value)
       if value.ndim == 0:
-        proto = tbsummary.scalar(name, float(value))
+        if np.isnan(value):
+          continue  # No value yet (see the class docstring).
+        proto = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+            tag=name, simple_value=float(value))])
       elif value.ndim == 1:
         value = value[np.isfinite(value)]
         if not value.size:
