@@ -351,3 +351,95 @@ def test_full_disk_during_a_chunk_write(reference, tmp_path):
   second = run(logdir)
   assert second.process.exitcode == 0, second.output[-3000:]
   assert facts(logdir) == reference
+
+
+# Round two (issue 19) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize('damage', ['deleted', 'last_record_cut'])
+def test_a_damaged_eval_log_is_rebuilt_from_the_checkpoint(
+    damage, reference, tmp_path):
+  """eval.jsonl deleted, or its last record cut in half, in a stopped run:
+  the checkpoint knows which evaluations are done, and its copy wins (the
+  resumed run once evaluated again at the first step after the resume)."""
+  logdir = tmp_path / 'run'
+  first = run(logdir, fault='after_checkpoint@3')  # Step 200, after its eval.
+  assert first.process.exitcode == KILLED
+  path = logdir / 'eval.jsonl'
+  assert [r['step'] for r in read_jsonl(path)] == [200]
+  if damage == 'deleted':
+    path.unlink()
+  else:
+    text = path.read_text()
+    path.write_text(text[:len(text) - len(text.splitlines()[-1]) // 2 - 1])
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert 'written anew from the checkpoint' in second.output
+  assert facts(logdir) == reference
+
+
+def test_a_deleted_lock_file_lets_no_second_trainer_in(reference, tmp_path):
+  """The lock file deleted under a running trainer: a second trainer is
+  still refused (the folder itself is locked) and the run ends whole."""
+  logdir = tmp_path / 'run'
+  slow = {'STANDIN_STEP_SLEEP': '0.01'}
+  first = Trainer(logdir, env=slow)
+  first.wait_for('Logdir:')
+  (logdir / '.trainer.lock').unlink()
+  second = run(logdir, env=slow)
+  assert second.process.exitcode == 2, second.output[-3000:]
+  assert 'Another trainer is training in' in second.output
+  assert first.wait() == 0, first.output[-3000:]
+  assert facts(logdir) == reference
+
+
+def test_a_trainer_whose_lock_file_is_gone_writes_no_checkpoint(
+    tmp_path, monkeypatch):
+  """Where folders cannot be locked (some network filesystems), the lock
+  file is all there is: a trainer checks it before each checkpoint."""
+  from harmony_v3.run import run_lock
+  monkeypatch.setattr(run_lock, '_lock_folder', lambda folder, mode: None)
+  lock = run_lock.acquire(tmp_path)
+  assert lock.folder_fd is None
+  try:
+    lock.check()  # Held: fine.
+    (tmp_path / run_lock.LOCK_NAME).unlink()
+    with pytest.raises(run_lock.RunLockedError, match='deleted or replaced'):
+      lock.check()
+    (tmp_path / run_lock.LOCK_NAME).write_text('')  # Another trainer's.
+    with pytest.raises(run_lock.RunLockedError, match='deleted or replaced'):
+      lock.check()
+  finally:
+    lock.release()
+  assert not run_lock.is_locked(tmp_path)
+
+
+DISK_ERRORS = [
+    # (fault, the file named, the words of the error)
+    ('oserror:EIO:metrics.jsonl@3', 'metrics.jsonl',
+     'Input/output error (EIO)'),
+    ('oserror:EROFS:*.npz.tmp@6', 'replay/',
+     'Read-only file system (EROFS)'),
+    ('oserror:EIO:checkpoint.ckpt.tmp@2', 'checkpoint.ckpt',
+     'Input/output error (EIO)'),
+    ('oserror:EDQUOT:eval.jsonl@2', 'eval.jsonl', 'Disk full while writing'),
+]
+
+
+@pytest.mark.parametrize('fault, where, words', DISK_ERRORS,
+                         ids=[d[0] for d in DISK_ERRORS])
+def test_a_failing_disk_is_one_clear_error_and_resumes(
+    fault, where, words, reference, tmp_path):
+  """Disk errors besides ENOSPC (EIO, EROFS, EDQUOT) once ended in
+  tracebacks: now one message naming the file, exit 2, the last checkpoint
+  as it was, and the same command resumes."""
+  logdir = tmp_path / 'run'
+  first = run(logdir, fault=fault)
+  assert first.process.exitcode == 2, first.output[-3000:]
+  assert 'Traceback' not in first.output, first.output[-3000:]
+  assert f'{logdir}/{where}' in first.output
+  assert words in first.output
+  assert 'The last good checkpoint is' in first.output
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  assert facts(logdir) == reference

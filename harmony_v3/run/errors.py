@@ -23,6 +23,23 @@ class DiskFullError(RunError):
   """No space left on the device while writing a run file."""
 
 
+class DiskError(RunError):
+  """The disk failed while writing a run file (I/O error, read-only...)."""
+
+
+# Errors of a failing disk or filesystem, besides a full one: I/O errors,
+# a filesystem remounted read-only, a stale network file handle, lost
+# permissions.
+DISK_ERRNOS = (errno.EIO, errno.EROFS, errno.ESTALE, errno.EACCES,
+               errno.EPERM)
+
+
+def is_disk_error(error: BaseException) -> bool:
+  """Whether `error` is an OSError of a full or failing disk."""
+  return is_disk_full(error) or (
+      isinstance(error, OSError) and error.errno in DISK_ERRNOS)
+
+
 def is_disk_full(error: BaseException) -> bool:
   """Whether `error` is an OSError for a full device (or a quota)."""
   return isinstance(error, OSError) and error.errno in (

@@ -20,6 +20,8 @@ The environment variable HARMONY_FAULT names one fault:
 - `enospc:<glob>` or `enospc:<glob>@N`: from the N-th matching write on,
   writing a file whose name matches `<glob>` fails with ENOSPC, as on a full
   disk (for machines where the tests cannot mount a small filesystem).
+- `oserror:<ERRNO>:<glob>[@N]`: the same with another error of a failing
+  disk, e.g. `oserror:EIO:metrics.jsonl@3` or `oserror:EROFS:*.npz.tmp`.
 """
 from __future__ import annotations
 
@@ -60,12 +62,18 @@ def point(name: str) -> None:
 
 
 def check_write(path: pathlib.Path) -> None:
-  """Raise ENOSPC for `path` if HARMONY_FAULT fills the disk for it."""
+  """Raise the OSError that HARMONY_FAULT asks for when writing `path`
+  (ENOSPC for `enospc:`, any errno for `oserror:`)."""
   wanted, nth = _parse()
-  if not wanted.startswith('enospc:'):
+  if wanted.startswith('enospc:'):
+    code, pattern = errno.ENOSPC, wanted[len('enospc:'):]
+  elif wanted.startswith('oserror:'):
+    name, _, pattern = wanted[len('oserror:'):].partition(':')
+    code = getattr(errno, name)
+  else:
     return
-  if not fnmatch.fnmatch(pathlib.Path(path).name, wanted[len('enospc:'):]):
+  if not fnmatch.fnmatch(pathlib.Path(path).name, pattern):
     return
   _passes[wanted] += 1
   if _passes[wanted] >= nth:
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    raise OSError(code, os.strerror(code), str(path))

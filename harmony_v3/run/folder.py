@@ -125,6 +125,10 @@ class RunFolder:
             'Nothing to do; nothing was changed. Pass a larger --run.steps '
             'to train it further.')
 
+  def check_lock(self) -> None:
+    """Raise RunLockedError if this trainer no longer holds the folder."""
+    self._lock.check()
+
   def close(self) -> None:
     """Release the lock."""
     if self._lock is not None:

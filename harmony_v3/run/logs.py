@@ -56,6 +56,11 @@ class JSONLines:
               f'{self.path}, line {index + 1}: not a JSON record') from None
     return records
 
+  def rewrite(self, records: list[dict]) -> None:
+    """Replace the file's content by `records`, in one atomic write."""
+    write_atomic(self.path,
+                 ''.join(json.dumps(r) + '\n' for r in records).encode())
+
   def truncate_after(self, step: int) -> None:
     """Drop records past `step` (work redone after resuming a checkpoint)."""
     if not self.path.exists():

@@ -25,18 +25,44 @@ class RunRecords:
     self.evals = JSONLines(logdir / 'eval.jsonl')
     self.episodes = JSONLines(logdir / 'episodes.jsonl')
     self.metrics = JSONLines(logdir / 'metrics.jsonl')
+    # The evaluations so far, as in eval.jsonl; checkpoints hold a copy.
+    self.eval_records: list[dict] = []
     self.logger = None
 
-  def cut_back(self, step: int, resumed: bool,
-               log: Callable[[str], None]) -> None:
+  def cut_back(self, step: int, resumed: bool, log: Callable[[str], None],
+               evals: list[dict] | None = None) -> None:
     """Drop every record written after agent step `step` (all of them for
-    a negative step); `resumed` says whether a checkpoint is behind it."""
-    for lines in (self.evals, self.episodes, self.metrics):
+    a negative step); `resumed` says whether a checkpoint is behind it.
+
+    `evals`: the evaluations the checkpoint holds. They win over eval.jsonl:
+    a file that was deleted, cut or edited is written anew from them.
+    """
+    for lines in (self.episodes, self.metrics):
       lines.truncate_after(step)
+    self._cut_back_evals(step, log, evals)
     dropped = truncate_tensorboard(self.logdir, step * self.repeat)
     if dropped and resumed:
       log(f'Dropped {dropped:,} TensorBoard events logged after the '
           f'checkpoint at step {step:,}.')
+
+  def _cut_back_evals(self, step: int, log: Callable[[str], None],
+                      evals: list[dict] | None) -> None:
+    if evals is None:  # A fresh run, or a checkpoint older than the field.
+      self.evals.truncate_after(step)
+      self.eval_records = self.evals.read()
+      return
+    self.eval_records = [dict(record) for record in evals]
+    try:
+      logged = [r for r in self.evals.read() if r.get('step', 0) <= step]
+    except ValueError:  # A damaged line before the last one.
+      logged = None
+    if logged == self.eval_records:
+      self.evals.truncate_after(step)
+      return
+    self.evals.rewrite(self.eval_records)
+    log(f'{self.evals.path} did not hold the {len(evals)} evaluation(s) of '
+        f'the checkpoint (it was missing, cut or changed): written anew '
+        'from the checkpoint.')
 
   def open_logger(self) -> None:
     """Start the logger (metrics.jsonl and TensorBoard)."""
@@ -53,22 +79,24 @@ class RunRecords:
 
   def evaluation(self, result) -> None:
     """Record an evaluation (a `evaluation.EvalResult`) at the current step."""
-    self.evals.write({
+    record = {
         'step': int(self.step), 'frames': self.frames(),
         'episodes': len(result.returns), 'returns': result.returns,
         'lengths': result.lengths, 'mean': result.mean,
-        'seconds': round(result.seconds, 2)})
+        'seconds': round(result.seconds, 2)}
+    self.evals.write(record)
+    self.eval_records.append(record)
     self.logger.add({'score': result.mean, 'episodes': len(result.returns),
                      'seconds': result.seconds}, prefix='eval')
     self.logger.write()
 
   def eval_steps(self) -> list[int]:
     """The agent steps of the evaluations recorded so far."""
-    return [record['step'] for record in self.evals.read()]
+    return [record['step'] for record in self.eval_records]
 
   def summary(self, config: embodied.Config, updates: int) -> dict:
     """What done.json says of a finished run."""
-    evals = self.evals.read()
+    evals = self.eval_records
     return {
         'task': config.task, 'seed': config.seed,
         'harmony': bool(config.harmony.enabled),

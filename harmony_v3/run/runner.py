@@ -155,7 +155,8 @@ class Trainer:
   def save(self) -> None:
     """Checkpoint the run at the current step (see saving.Checkpointer)."""
     self.state.ratio_prev = self.should_train._prev
-    self.saver.save(self.agent, int(self.step), self.state, self.replay)
+    self.saver.save(self.agent, int(self.step), self.state, self.replay,
+                    self.records)
 
   def _restore(self) -> bool:
     """Load the checkpoint if there is one; True if the run resumed."""
@@ -285,7 +286,7 @@ class Trainer:
     self.signals.stop_now_message = lambda: (
         f'Stopped at once at step {int(self.step):,} without saving. '
         + self.saver.last_good())
-    with self.saver.disk_full_is_an_error():
+    with self.saver.disk_errors_are_run_errors():
       return self._run()
 
   def _run(self) -> dict:

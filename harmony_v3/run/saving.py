@@ -8,6 +8,8 @@ any moment leaves the previous checkpoint and its chunk files intact.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 from typing import Callable
 
 import embodied
@@ -15,7 +17,8 @@ import embodied
 from . import checkpoint as ckpt
 from . import faults
 from . import replay_files
-from .errors import DiskFullError, NonFiniteError, free_space, is_disk_full
+from .errors import (DiskError, DiskFullError, NonFiniteError, free_space,
+                     is_disk_error, is_disk_full)
 from .folder import RunFolder
 from .records import RunRecords
 from .stop_signals import StopSignals
@@ -56,7 +59,8 @@ class Checkpointer:
                  'used as found.')
     replay_files.reconcile(
         self.replay_dir, manifest, max(step, 0), where, self.log)
-    records.cut_back(step, payload is not None, self.log)
+    records.cut_back(step, payload is not None, self.log,
+                     payload.get('evals') if payload else None)
     (self.logdir / 'done.json').unlink(missing_ok=True)
 
   def open_replay(self):
@@ -88,8 +92,10 @@ class Checkpointer:
              f'replay steps, {len(replay):,} sequences).')
     return True
 
-  def save(self, agent, step: int, state, replay) -> None:
-    """Checkpoint the agent, counters, config and the replay's files.
+  def save(self, agent, step: int, state, replay,
+           records: RunRecords) -> None:
+    """Checkpoint the agent, counters, config, evaluations so far and the
+    replay's files.
 
     Chunk saves that the new checkpoint supersedes are deleted only once
     it is written.
@@ -102,7 +108,8 @@ class Checkpointer:
           f'(e.g. {bad[0]}); no checkpoint is written. {self.last_good()} '
           'Resuming would diverge again: change the config (e.g. a lower '
           'learning rate) in a new --logdir.')
-    with self.signals.critical(), self.disk_full_is_an_error():
+    self.folder.check_lock()
+    with self.signals.critical(), self.disk_errors_are_run_errors():
       replay.save(wait=True)
       faults.point('after_replay_save')
       manifest = replay_files.make_manifest(self.replay_dir)
@@ -110,7 +117,8 @@ class Checkpointer:
         self._write_config()
       ckpt.save_checkpoint(self.path, {
           'step': step, 'agent': weights, 'run': state.to_dict(),
-          'config': dict(self.config.flat), 'replay': manifest})
+          'config': dict(self.config.flat), 'replay': manifest,
+          'evals': records.eval_records})
     self.last_saved_step = step
     faults.point('after_checkpoint')
     replay_files.collect_garbage(self.replay_dir, manifest)
@@ -129,15 +137,23 @@ class Checkpointer:
             f'{self.last_saved_step:,}; it is left as it was.')
 
   @contextlib.contextmanager
-  def disk_full_is_an_error(self):
-    """Turn a full disk into a DiskFullError that says what to do."""
+  def disk_errors_are_run_errors(self):
+    """Turn a failing disk (full, over quota, read-only, I/O errors) into a
+    RunError that names the file and says what to do."""
     try:
       yield
     except OSError as e:
-      if not is_disk_full(e):
+      if not is_disk_error(e):
         raise
       what = e.filename or f'a file in {self.logdir}'
-      raise DiskFullError(
-          f'Disk full while writing {what} ({free_space(self.logdir)} free '
-          f'there). {self.last_good()} Free some space and run the same '
-          'command again to resume.') from None
+      if is_disk_full(e):
+        raise DiskFullError(
+            f'Disk full while writing {what} ({free_space(self.logdir)} free '
+            f'there). {self.last_good()} Free some space and run the same '
+            'command again to resume.') from None
+      code = errno.errorcode.get(e.errno, e.errno)
+      raise DiskError(
+          f'Writing {what} failed: {os.strerror(e.errno)} ({code}). '
+          f'{self.last_good()} '
+          'Once the disk works again, run the same command to resume.') \
+          from None
