@@ -27,7 +27,7 @@ def opt(name, env=None, default=None):
   return os.environ.get(env, default) if env else default
 
 
-logdir, game = opt('--logdir'), opt('--task')[len('atari_'):]
+logdir, game = opt('--logdir'), opt('--task').partition('_')[2]
 signals = []
 signal.signal(signal.SIGTERM, lambda *_: signals.append(time.time()))
 checkpoint = os.path.join(logdir, 'checkpoint.ckpt')

@@ -1,4 +1,5 @@
-"""The 26 games of the Atari 100K benchmark and how their names map to ALE."""
+"""The 26 games of the Atari 100K benchmark and how their names map to ALE;
+the names of the 5 MinAtar games."""
 from __future__ import annotations
 
 ATARI100K_GAMES: tuple[str, ...] = (
@@ -12,6 +13,13 @@ ATARI100K_GAMES: tuple[str, ...] = (
 _ALE_IDS = {'james_bond': 'jamesbond'}
 
 FRAMES_PER_AGENT_STEP = 4  # Action repeat of the Atari 100K protocol.
+
+# The MinAtar games (Young & Tian, 2019), tasks minatar_<game>: one frame per
+# agent step. The MinAtar suite's env module and the sweep and score tools
+# share this list.
+MINATAR_GAMES: tuple[str, ...] = (
+    'asterix', 'breakout', 'freeway', 'seaquest', 'space_invaders')
+MINATAR_FRAMES_PER_AGENT_STEP = 1
 
 
 def ale_rom_id(game: str) -> str:

@@ -1,7 +1,9 @@
-"""The Atari 100K sweep: every game x seed (x method), one trainer process
+"""The sweep of a benchmark (Atari 100K, or MinAtar with --suite minatar):
+every game x seed (x method), one trainer process
 each, on this machine, a SLURM cluster or a Ray cluster.
 
 One plan, and one small module per engine over it:
+  suites.py      the benchmarks: Atari 100K (default) and MinAtar
   plan.py        the runs, their folders and status; the plan file
   launch.py      one run's command line and environment; progress lines
   devices.py     which GPUs, and each run's share of a GPU's memory

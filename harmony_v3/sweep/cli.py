@@ -7,6 +7,12 @@
   ./run_atari100k.sh --cpu --configs tiny --games pong --seeds 0
   ./run_atari100k.sh --engine slurm --per-gpu 2 --slurm-args "--partition gpu --account myproj --time 8:00:00"
   ./run_atari100k.sh --engine ray --ray-address auto --per-gpu 2
+  ./run_atari100k.sh --suite minatar --cpu --both   # = scripts/run_minatar.sh --both
+
+Suites (--suite): atari100k (default: 26 games, preset atari100k, a GPU per
+run) or minatar (5 MinAtar games, tasks minatar_<game>, preset minatar, on
+the CPU with --cpu, as many runs at a time as there are cores). Each run's
+step budget is its preset's. See harmony_v3/sweep/suites.py.
 
 Runs go to {logroot}/{method}/{game}/seed{seed} (method: harmony or
 dreamerv3), each with its own train.log. Running the same command again skips
@@ -43,15 +49,15 @@ import shlex
 import sys
 from typing import Sequence
 
-from ..envs.games import ATARI100K_GAMES
 from . import calibrate, local
 from .devices import GPU_MEMORY_SHARE, check_jax_gpu
 from .engine import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from .launch import launch_for, say, train_command
-from .plan import (DEFAULT_LOGROOT, DEFAULT_NUM_SEEDS, METHODS, Plan, Run,
-                   SweepError, check_extra_args, check_games,
-                   check_train_flags, flag_keys, status_counts)
+from .plan import (DEFAULT_NUM_SEEDS, METHODS, Plan, Run, SweepError,
+                   check_extra_args, check_games, check_train_flags,
+                   flag_keys, status_counts)
 from .reporting import print_dry_run, report
+from .suites import DEFAULT_SUITE, SUITES, get_suite, usable_cores
 
 ENGINES = ('local', 'slurm', 'ray')
 
@@ -62,8 +68,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
       prog='run_atari100k.sh', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   what = parser.add_argument_group('what to run')
+  what.add_argument('--suite', choices=tuple(SUITES), default=DEFAULT_SUITE,
+                    help='the benchmark: atari100k (default) or minatar')
   what.add_argument('--games', nargs='+', metavar='GAME',
-                    help='default: all 26 Atari 100K games')
+                    help="default: every game of the suite (Atari 100K's "
+                         "26, MinAtar's 5)")
   seeds = what.add_mutually_exclusive_group()
   seeds.add_argument('--seeds', nargs='+', type=int, metavar='N',
                      help='seeds to run (default: 0 1 2 3 4)')
@@ -74,11 +83,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help='DreamerV3 only (--harmony.enabled False)')
   method.add_argument('--both', action='store_true',
                       help='Harmony and the DreamerV3 baseline')
-  what.add_argument('--configs', nargs='+', default=['atari100k'],
-                    metavar='PRESET',
-                    help='trainer presets (default: atari100k)')
-  what.add_argument('--logroot', default=DEFAULT_LOGROOT,
-                    help='default: %(default)s')
+  what.add_argument('--configs', nargs='+', metavar='PRESET',
+                    help="trainer presets (default: the suite's, atari100k "
+                         'or minatar)')
+  what.add_argument('--logroot',
+                    help=f'default: {SUITES["atari100k"].logroot}, or '
+                         f'{SUITES["minatar"].logroot} with --suite minatar')
   how = parser.add_argument_group('where to run')
   how.add_argument('--engine', choices=ENGINES, default='local',
                    help='this machine (default), a SLURM job array, or a '
@@ -100,9 +110,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help='skip checking that JAX can use the GPU')
   how.add_argument('--cpu', action='store_true',
                    help='train on the CPU (slow; for smoke tests)')
-  how.add_argument('--cpu-workers', type=int, default=1, metavar='N',
+  how.add_argument('--cpu-workers', type=int, metavar='N',
                    help='runs at a time with --cpu (slurm: per array '
-                        'element; default: 1)')
+                        'element; default: 1, or with --suite minatar one '
+                        "per core this process may use)")
   how.add_argument('--no-compilation-cache', action='store_true',
                    help='do not share a JAX compilation cache between runs')
   slurm = parser.add_argument_group('SLURM (--engine slurm)')
@@ -140,7 +151,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   other.add_argument('--train-cmd', metavar='CMD',
                      help='trainer command (default: $HARMONY_TRAIN_CMD or '
                           '"python -m harmony_v3.train")')
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  suite = get_suite(args.suite)
+  if args.configs is None:
+    args.configs = list(suite.configs)
+  if args.logroot is None:
+    args.logroot = suite.logroot
+  if args.cpu_workers is None:
+    args.cpu_workers = usable_cores() if suite.cpu else 1
+  return args
 
 
 def _per_gpu(text: str) -> int | str:
@@ -168,7 +187,8 @@ def split_extra(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
   """The plan from the options; raises SweepError for a bad one."""
-  games = check_games(args.games or ATARI100K_GAMES)
+  suite = get_suite(args.suite)
+  games = check_games(args.games or suite.games, suite.name)
   if args.num_seeds is not None:
     if args.num_seeds < 1:
       raise SweepError('--num-seeds must be at least 1')
@@ -191,7 +211,13 @@ def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
              else ['dreamerv3'] if args.baseline else ['harmony'])
   check_extra_args(extra)
   check_engine_options(args)
-  check_train_flags(args.configs, methods, extra)
+  if (suite.cpu and not args.cpu and args.per_gpu == 'auto'
+      and not args.dry_run):
+    raise SweepError(
+        f'--per-gpu auto measures runs per GPU with an Atari task; for '
+        f'--suite {suite.name} on a GPU give --per-gpu K, or train on the '
+        'CPU with --cpu (scripts/run_minatar.sh).')
+  check_train_flags(args.configs, methods, extra, suite.task(games[0]))
   logroot = pathlib.Path(args.logroot).expanduser().absolute()
   # One cache for every run and the runs-per-GPU bench, unless turned off or
   # named by the user after `--` (then that flag reaches each of them).
@@ -203,7 +229,8 @@ def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
   return Plan(logroot, games, seeds, methods, list(args.configs), extra,
               train_command(args.train_cmd), cpu=args.cpu,
               per_device=per_device, mem_fraction=args.mem_fraction,
-              cache=cache, gpu_check=not args.no_gpu_check)
+              cache=cache, gpu_check=not args.no_gpu_check,
+              suite=suite.name)
 
 
 def check_engine_options(args: argparse.Namespace) -> None:
@@ -244,11 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   except SweepError as e:
     print(f'error: {e}', file=sys.stderr)
     return EXIT_USAGE
-  print(f'Atari 100K sweep: {len(plan.games)} game(s) x {len(plan.seeds)} '
-        f'seed(s) x {"+".join(plan.methods)} in {plan.logroot}')
+  suite = get_suite(plan.suite)
+  print(f'{suite.title} sweep: {len(plan.games)} game(s) x '
+        f'{len(plan.seeds)} seed(s) x {"+".join(plan.methods)} in '
+        f'{plan.logroot}')
   if args.engine == 'local':
     _print_devices(args, devices, source)
-  print(f'Per run: {shlex.join(plan.command)} --task atari_<game> '
+  print(f'Per run: {shlex.join(plan.command)} --task {suite.task("<game>")} '
         f'--configs {" ".join(plan.configs)} --seed <seed> --logdir '
         f'{plan.logroot}/<method>/<game>/seed<seed> ...')
   try:
@@ -281,10 +310,15 @@ def run_local(plan: Plan, runs: list[Run], args: argparse.Namespace,
     print_dry_run(runs)
     return EXIT_OK
   if not devices:
-    print(f'error: no GPU found ({source}). Atari 100K needs a GPU (~1.5 h '
-          'per run on an H100; days on a CPU). Use --gpus IDS to name GPUs, '
-          'or --cpu to train on the CPU anyway (--cpu-workers N at a time).',
-          file=sys.stderr)
+    if get_suite(plan.suite).cpu:
+      print(f'error: no GPU found ({source}). MinAtar trains on the CPU: add '
+            '--cpu (scripts/run_minatar.sh does), --cpu-workers N at a '
+            'time.', file=sys.stderr)
+    else:
+      print(f'error: no GPU found ({source}). Atari 100K needs a GPU (~1.5 '
+            'h per run on an H100; days on a CPU). Use --gpus IDS to name '
+            'GPUs, or --cpu to train on the CPU anyway (--cpu-workers N at '
+            'a time).', file=sys.stderr)
     return EXIT_USAGE
   done = sum(r.status == 'done' for r in runs)
   pending = done < len(runs)
@@ -321,7 +355,7 @@ def run_local(plan: Plan, runs: list[Run], args: argparse.Namespace,
     return code
   if not args.no_report:
     if sweep.skipped or sweep.finished:
-      report(plan.logroot, sweep.say)
+      report(plan.logroot, sweep.say, plan.suite)
     else:
       sweep.say('No finished runs: no score table.')
   return code

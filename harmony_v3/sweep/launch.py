@@ -13,6 +13,7 @@ import time
 
 from .devices import default_mem_fraction
 from .plan import METHOD_FLAGS, Plan, Run
+from .suites import DEFAULT_SUITE, get_suite
 
 # Replaces `python -m harmony_v3.train` (for tests and odd setups).
 TRAIN_CMD_ENV = 'HARMONY_TRAIN_CMD'
@@ -35,10 +36,11 @@ class Launch:
   cpu: bool
   mem_fraction: float
   cache: pathlib.Path | None
+  suite: str = DEFAULT_SUITE
 
   def argv(self, run: Run) -> list[str]:
     """The full command line of one run."""
-    args = [*self.command, '--task', f'atari_{run.game}',
+    args = [*self.command, '--task', get_suite(self.suite).task(run.game),
             '--configs', *self.configs, '--seed', str(run.seed),
             '--logdir', str(run.folder), *METHOD_FLAGS[run.method]]
     if self.cpu:
@@ -78,7 +80,7 @@ def launch_for(plan: Plan, per_device: int) -> Launch:
   else:
     mem_fraction = default_mem_fraction(per_device)
   return Launch(list(plan.command), list(plan.configs), list(plan.extra),
-                plan.cpu, mem_fraction, plan.cache)
+                plan.cpu, mem_fraction, plan.cache, plan.suite)
 
 
 def log_start(log: pathlib.Path, text: str) -> None:

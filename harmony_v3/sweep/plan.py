@@ -27,9 +27,9 @@ from typing import Any, Sequence
 
 from ..run import run_lock
 from ..run.atomic_files import write_atomic
-from ..envs.games import ATARI100K_GAMES
+from .suites import DEFAULT_SUITE, SUITES, get_suite
 
-DEFAULT_LOGROOT = '~/logdir/harmony_v3_atari100k'
+DEFAULT_LOGROOT = SUITES[DEFAULT_SUITE].logroot
 DEFAULT_NUM_SEEDS = 5
 METHODS = ('harmony', 'dreamerv3')
 METHOD_FLAGS = {'harmony': (), 'dreamerv3': ('--harmony.enabled', 'False')}
@@ -203,22 +203,24 @@ def status_lines(runs: Sequence[Run]) -> list[str]:
 # Options ------------------------------------------------------------------------
 
 
-def check_games(names: Sequence[str]) -> list[str]:
-  """Benchmark names ('atari_' prefix allowed), deduplicated, in order.
+def check_games(names: Sequence[str], suite: str = DEFAULT_SUITE) -> list[str]:
+  """Game names of `suite` (its task prefix, e.g. 'atari_', allowed),
+  deduplicated, in order.
 
   Raises SweepError listing the valid names if any is unknown."""
+  bench = get_suite(suite)
   games, unknown = [], []
   for name in names:
     game = name.strip().lower()
-    game = game[len('atari_'):] if game.startswith('atari_') else game
-    if game not in ATARI100K_GAMES:
+    game = game.removeprefix(f'{bench.prefix}_')
+    if game not in bench.games:
       unknown.append(name)
     elif game not in games:
       games.append(game)
   if unknown:
     raise SweepError(
-        'Unknown Atari 100K game(s): ' + ', '.join(map(repr, unknown))
-        + '. Valid games: ' + ', '.join(ATARI100K_GAMES))
+        f'Unknown {bench.title} game(s): ' + ', '.join(map(repr, unknown))
+        + '. Valid games: ' + ', '.join(bench.games))
   return games
 
 
@@ -237,12 +239,12 @@ def check_extra_args(extra: Sequence[str]) -> None:
 
 
 def check_train_flags(configs: Sequence[str], methods: Sequence[str],
-                      extra: Sequence[str]) -> None:
-  """Build one run's config, so that a bad preset or flag fails here once
-  instead of in every one of the runs."""
+                      extra: Sequence[str], task: str = 'atari_pong') -> None:
+  """Build one run's config (for `task`), so that a bad preset or flag fails
+  here once instead of in every one of the runs."""
   from ..config import ConfigError, load_config
   for method in methods:
-    argv = ['--task', 'atari_pong', '--seed', '0', *METHOD_FLAGS[method],
+    argv = ['--task', task, '--seed', '0', *METHOD_FLAGS[method],
             *extra]
     try:
       load_config(configs, argv)
@@ -270,6 +272,7 @@ class Plan:
   mem_fraction: float | None = None  # None: 0.9 / per_device of a GPU each.
   cache: pathlib.Path | None = None  # The shared JAX compilation cache.
   gpu_check: bool = True        # Check that JAX sees the GPU first.
+  suite: str = DEFAULT_SUITE    # suites.SUITES: the games' task prefix.
 
   def runs(self) -> list[Run]:
     """Every run of the plan, with its status read from its folder now."""

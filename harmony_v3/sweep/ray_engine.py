@@ -283,5 +283,5 @@ def main(plan: Plan, runs: list[Run], args: argparse.Namespace) -> int:
     print('Interrupted: run the same command again to resume.')
     return code
   if not args.no_report and (driver.skipped or driver.finished):
-    report(plan.logroot, driver.say)
+    report(plan.logroot, driver.say, plan.suite)
   return code

@@ -14,9 +14,12 @@ import sys
 from typing import Callable, Sequence
 
 from .plan import Run, status_counts, status_lines
+from .suites import DEFAULT_SUITE
 
 # A score-table command that replaces `python -m harmony_v3.scores` (tests).
 SCORES_CMD_ENV = 'HARMONY_SCORES_CMD'
+# The same for `python -m harmony_v3.scores.minatar` (--suite minatar).
+MINATAR_SCORES_CMD_ENV = 'HARMONY_MINATAR_SCORES_CMD'
 
 
 def print_dry_run(runs: Sequence[Run]) -> None:
@@ -26,26 +29,49 @@ def print_dry_run(runs: Sequence[Run]) -> None:
   print(status_counts(runs) + ' (dry run: nothing started)')
 
 
-def scores_command() -> list[str]:
-  """The score-table command ($HARMONY_SCORES_CMD replaces the default)."""
-  text = os.environ.get(SCORES_CMD_ENV)
+def scores_command(suite: str = DEFAULT_SUITE) -> list[str]:
+  """The score-table command of `suite` ($HARMONY_SCORES_CMD, or for
+  MinAtar $HARMONY_MINATAR_SCORES_CMD, replaces the default)."""
+  env, module = SCORES_CMD_ENV, 'harmony_v3.scores'
+  if suite == 'minatar':
+    env, module = MINATAR_SCORES_CMD_ENV, 'harmony_v3.scores.minatar'
+  text = os.environ.get(env)
   if text:
     return shlex.split(text)
-  return [sys.executable, '-m', 'harmony_v3.scores']
+  return [sys.executable, '-m', module]
 
 
-def report(logroot: pathlib.Path, out: Callable[[str], None]) -> None:
-  """Write the score table and figures of `logroot`; a failure is said,
-  not raised (the runs are unaffected)."""
-  command = [*scores_command(), str(logroot), '--out',
-             str(logroot / 'report'), '--plots']
-  out(f'Score table: {shlex.join(command)}')
-  try:
-    code = subprocess.call(command, stdin=subprocess.DEVNULL)
-  except OSError as e:
-    code, why = None, str(e)
-  else:
-    why = f'exit {code}'
-  if code != 0:
-    out(f'error: the score table failed ({why}); the runs are unaffected. '
-        'Rerun the command above to retry.')
+def report_commands(logroot: pathlib.Path,
+                    suite: str = DEFAULT_SUITE) -> list[list[str]]:
+  """The commands that write `logroot`'s score report into logroot/report.
+
+  Atari 100K: the score table and figures of the run folders. MinAtar: the
+  finished runs' data files into logroot/benchmark (see docs/
+  minatar_benchmark.md), then the report built from those files alone.
+  """
+  command = scores_command(suite)
+  if suite == 'minatar':
+    files = logroot / 'benchmark'
+    return [[*command, 'collect', str(logroot), '--out', str(files)],
+            [*command, 'report', str(files), '--out',
+             str(logroot / 'report')]]
+  return [[*command, str(logroot), '--out', str(logroot / 'report'),
+           '--plots']]
+
+
+def report(logroot: pathlib.Path, out: Callable[[str], None],
+           suite: str = DEFAULT_SUITE) -> None:
+  """Write the score report of `logroot`; a failure is said, not raised
+  (the runs are unaffected)."""
+  for command in report_commands(logroot, suite):
+    out(f'Score table: {shlex.join(command)}')
+    try:
+      code = subprocess.call(command, stdin=subprocess.DEVNULL)
+    except OSError as e:
+      code, why = None, str(e)
+    else:
+      why = f'exit {code}'
+    if code != 0:
+      out(f'error: the score table failed ({why}); the runs are unaffected. '
+          'Rerun the command above to retry.')
+      return
