@@ -144,6 +144,15 @@ def test_dry_run_counts(fake, capsys, argv, count, methods):
     (['--dry-run', '--', '--harmony.enabled', 'False'], ['--baseline']),
     (['--dry-run', '--', '--run.no_such_key', '1'], ['run.no_such_key']),
     (['--dry-run', '--per-gpu', '2', '--mem-fraction', '0.6'], ['fit']),
+    # Issue 19, round two: a variant the baseline half cannot apply, and
+    # option values that are split as a shell would (were tracebacks).
+    (['--dry-run', '--both', '--', '--harmony.mode', 'closed_form'],
+     ['for the dreamerv3 runs', 'harmony.mode closed_form has no effect',
+      'two sweeps']),
+    (['--dry-run', '--engine', 'slurm', '--slurm-args', "--partition 'gpu"],
+     ['--slurm-args', 'No closing quotation']),
+    (['--dry-run', '--train-cmd', "'python"],
+     ['--train-cmd', 'No closing quotation']),
 ])
 def test_bad_options_exit_nonzero_with_a_clear_message(
     fake, capsys, argv, expected):
@@ -152,6 +161,23 @@ def test_bad_options_exit_nonzero_with_a_clear_message(
   for text in expected:
     assert text in err
   assert not plan_lines(out)
+
+
+def test_bad_logroot_and_plan_file_are_one_message(fake, capsys):
+  """Issue 19, round two: a --logroot below a file, and a plan file that is
+  JSON but not a plan, were tracebacks."""
+  blocker = fake / 'a_file'
+  blocker.write_text('x')
+  for logroot in (blocker, blocker / 'logs'):
+    code, out, err = run_main(capsys, '--dry-run', '--logroot', logroot,
+                              '--games', 'pong', '--seeds', '0')
+    assert code == 2 and not plan_lines(out)
+    assert f'{blocker} is a file, not a folder' in err
+    assert 'Traceback' not in err
+  bad_plan = fake / 'plan-1.json'
+  bad_plan.write_text('[1, 2]')
+  code, out, err = run_main(capsys, '--plan', bad_plan, '--slice', '0')
+  assert code == 2 and f'cannot read the plan file {bad_plan}' in err
 
 
 def test_dry_run_shows_done_resume_new(fake, capsys):

@@ -196,6 +196,7 @@ def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
   check_engine_options(args)
   check_train_flags(args.configs, methods, extra)
   logroot = pathlib.Path(args.logroot).expanduser().absolute()
+  check_logroot(logroot)
   # One cache for every run and the runs-per-GPU bench, unless turned off or
   # named by the user after `--` (then that flag reaches each of them).
   cache = (None if args.no_compilation_cache
@@ -207,6 +208,17 @@ def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
               train_command(args.train_cmd), cpu=args.cpu,
               per_device=per_device, mem_fraction=args.mem_fraction,
               cache=cache, gpu_check=not args.no_gpu_check)
+
+
+def check_logroot(logroot: pathlib.Path) -> None:
+  """Refuse a --logroot that is (or lies below) a file."""
+  for path in (logroot, *logroot.parents):
+    if path.exists():
+      if not path.is_dir():
+        raise SweepError(
+            f'--logroot {logroot}: {path} is a file, not a folder; name a '
+            'folder (it is created if need be).')
+      return
 
 
 def check_engine_options(args: argparse.Namespace) -> None:
@@ -224,6 +236,13 @@ def check_engine_options(args: argparse.Namespace) -> None:
       raise SweepError(f'{option} goes with --plan (inside a SLURM job).')
     if given and engine != args.engine:
       raise SweepError(f'{option} is an option of --engine {engine}.')
+  for option, text in (('--slurm-args', args.slurm_args),
+                       ('--train-cmd', args.train_cmd)):
+    try:
+      shlex.split(text or '')
+    except ValueError as e:
+      raise SweepError(f'{option} {text!r}: {e} (it is split as a shell '
+                       'would)') from None
   if args.slurm_max_running is not None and args.slurm_max_running < 1:
     raise SweepError('--slurm-max-running must be at least 1')
   if args.retries < 0:
