@@ -404,3 +404,6 @@ def test_bad_run_folder_files_and_out_are_one_message(tmp_path, capsys):
   code, out, err = scores_main(capsys, HARMONY_JSON, '--out', a_file)
   assert code == 2 and f'--out {a_file} is a file, not a folder' in err
   assert a_file.read_text() == 'x'
+  code, out, err = scores_main(capsys, HARMONY_JSON, '--bootstrap-seed',
+                               '-1')
+  assert code == 2 and '--bootstrap-seed must be in [0, 2**32)' in err

@@ -60,6 +60,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.error('--reps must be positive')
   if args.frames < 1:
     parser.error('--frames must be positive')
+  if not 0 <= args.bootstrap_seed < 2 ** 32:
+    parser.error('--bootstrap-seed must be in [0, 2**32)')
   if args.out is not None and args.out.exists() and not args.out.is_dir():
     parser.error(f'--out {args.out} is a file, not a folder')
   return args
