@@ -134,6 +134,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                        help='train slice I of --plan (one array element)')
   element.add_argument('--measure', action='store_true',
                        help="measure --plan's runs per GPU on this job's GPU")
+  element.add_argument('--report', action='store_true',
+                       help="write the score table of --plan's logroot "
+                            '(the job that waits for the array)')
   other = parser.add_argument_group('other')
   other.add_argument('--dry-run', action='store_true',
                      help='print the plan with each run\'s status and exit '
@@ -230,7 +233,8 @@ def check_engine_options(args: argparse.Namespace) -> None:
                                     args.slurm_max_running is not None),
             '--ray-address': ('ray', args.ray_address is not None),
             '--slice': (None, args.slice is not None),
-            '--measure': (None, args.measure)}
+            '--measure': (None, args.measure),
+            '--report': (None, args.report)}
   for option, (engine, given) in owners.items():
     if given and engine is None:
       raise SweepError(f'{option} goes with --plan (inside a SLURM job).')
@@ -257,9 +261,9 @@ def scores_command() -> list[str]:
   return [sys.executable, '-m', 'harmony_v3.scores']
 
 
-def report(logroot: pathlib.Path, out: Callable[[str], None]) -> None:
+def report(logroot: pathlib.Path, out: Callable[[str], None]) -> bool:
   """Write the score table and figures of `logroot`; a failure is said,
-  not raised (the runs are unaffected)."""
+  not raised (the runs are unaffected). Whether it succeeded."""
   command = [*scores_command(), str(logroot), '--out',
              str(logroot / 'report'), '--plots']
   out(f'Score table: {shlex.join(command)}')
@@ -272,6 +276,7 @@ def report(logroot: pathlib.Path, out: Callable[[str], None]) -> None:
   if code != 0:
     out(f'error: the score table failed ({why}); the runs are unaffected. '
         'Rerun the command above to retry.')
+  return code == 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
