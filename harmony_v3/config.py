@@ -101,6 +101,20 @@ def _whole(value) -> bool:
     return False
 
 
+def _moot_harmony_keys(config: embodied.Config) -> list[str]:
+  """harmony.* keys set away from their defaults with harmony.enabled False:
+  a variant that cannot apply (DreamerV3 has no harmonizers)."""
+  if config.harmony.enabled:
+    return []
+  default = defaults().flat
+  return [f'{key} {value} has no effect with harmony.enabled False '
+          "(DreamerV3's fixed loss weights): leave it out, or drop "
+          '--harmony.enabled False to use it'
+          for key, value in config.flat.items()
+          if key.startswith('harmony.') and key != 'harmony.enabled'
+          and key in default and value != default[key]]
+
+
 def validate(config: embodied.Config) -> None:
   """Reject values that the base would only fail on much later, or silently."""
   problems = []
@@ -108,6 +122,12 @@ def validate(config: embodied.Config) -> None:
   for key in ('steps', 'eval_every', 'eval_eps', 'eval_envs'):
     if not _whole(run[key]) or run[key] < 1:
       problems.append(f'run.{key} must be a whole number >= 1, got {run[key]}')
+  if run.eval_every > run.steps >= 1:
+    problems.append(
+        f'run.eval_every ({run.eval_every:g}) is larger than run.steps '
+        f'({run.steps:g}): the trained agent would never be evaluated and '
+        f'the final score would be null; use --run.eval_every {run.steps:g} '
+        'or less')
   if not run.train_ratio > 0:
     problems.append(f'run.train_ratio must be positive, got {run.train_ratio}')
   for key in ('save_every', 'log_every'):
@@ -159,6 +179,7 @@ def validate(config: embodied.Config) -> None:
                     'with harmony.enabled')
   from .world_model import harmony_config_problems  # The opt-in variants' keys.
   problems += harmony_config_problems(config.harmony)
+  problems += _moot_harmony_keys(config)
   if problems:
     raise ConfigError('Invalid config:\n  ' + '\n  '.join(problems))
   if config.harmony.enabled:

@@ -47,6 +47,14 @@ def default_logdir(config) -> str:
 def build_config(argv: Sequence[str]):
   """The config from presets, our named options and dotted flags."""
   args, rest = parse_args(argv)
+  given = args.logdir and os.path.expanduser(args.logdir)
+  if given and os.path.exists(given) and not os.path.isdir(given):
+    # The base's default logdir is /dev/null, which means "not given" below;
+    # given by the user, it (or any other file) cannot hold a run.
+    raise ConfigError(
+        f'--logdir {args.logdir} is not a folder: a run keeps its checkpoint '
+        'and logs in its folder. Leave --logdir out for the default (~/logdir'
+        '/harmony_v3/<task>/<method>/seed<seed>) or name a folder.')
   for key in ('task', 'seed', 'logdir'):
     value = getattr(args, key)
     if value is not None:
@@ -54,7 +62,7 @@ def build_config(argv: Sequence[str]):
   config = load_config(args.configs, rest)
   from .envs import check_task
   check_task(config)  # Unknown tasks fail here, listing valid ones.
-  if config.logdir == '/dev/null':
+  if args.logdir is None and config.logdir == '/dev/null':  # Not given.
     config = config.update(logdir=default_logdir(config))
   return config
 

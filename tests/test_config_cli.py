@@ -145,3 +145,49 @@ def test_bad_values_are_refused_before_anything_is_written(
   assert code == 2
   assert message in capsys.readouterr().err
   assert list(tmp_path.iterdir()) == []
+
+
+ROUND_TWO = [
+    (['--harmony.enabled', 'False', '--harmony.mode', 'closed_form'],
+     'harmony.mode closed_form has no effect with harmony.enabled False'),
+    (['--harmony.enabled', 'False', '--harmony.rectified', 'False'],
+     'harmony.rectified False has no effect with harmony.enabled False'),
+    (['--run.eval_every', '500'],  # tiny: run.steps 400.
+     'run.eval_every (500) is larger than run.steps (400): the trained agent '
+     'would never be evaluated'),
+    (['--logdir', '/dev/null'], '--logdir /dev/null is not a folder'),
+]
+
+
+@pytest.mark.parametrize('argv, message', ROUND_TWO,
+                         ids=['moot_variant', 'moot_rectified',
+                              'eval_every_beyond_steps', 'logdir_dev_null'])
+def test_flags_that_cannot_apply_are_refused(capsys, tmp_path, monkeypatch,
+                                             argv, message):
+  """Issue 19, round two: these were accepted without a word (--logdir
+  /dev/null trained into the default folder under $HOME). Now exit 2 with
+  one message, and the trainer is never reached."""
+  from harmony_v3 import runner
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.setenv('HOME', str(tmp_path))
+  trained = []
+  monkeypatch.setattr(runner, 'train',
+                      lambda config, *a, **k: trained.append(config) or 0)
+  if '--logdir' not in argv:
+    argv = argv + ['--logdir', str(tmp_path / 'run')]
+  code = train.main(['--task', 'atari_pong', '--configs', 'tiny', *argv])
+  err = capsys.readouterr().err
+  assert (code, trained) == (2, []), [c.logdir for c in trained]
+  assert message in err and 'Traceback' not in err
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_logdir_is_only_for_no_logdir(monkeypatch, tmp_path):
+  monkeypatch.setenv('HOME', str(tmp_path))
+  c = train.build_config(['--task', 'atari_pong', '--configs', 'tiny'])
+  assert c.logdir == str(tmp_path / 'logdir/harmony_v3/atari_pong/harmony/'
+                                    'seed0')
+  run = tmp_path / 'my run'
+  c = train.build_config(['--task', 'atari_pong', '--configs', 'tiny',
+                          '--logdir', str(run), '--run.eval_every', '400'])
+  assert c.logdir == str(run)

@@ -171,6 +171,26 @@ def test_missing_replay_folder_is_refused(tmp_path):
   assert not (logdir / 'replay').exists()
 
 
+def test_a_foreign_npz_in_the_replay_folder_is_refused(reference, tmp_path):
+  """Issue 19, round two: `replay/notes.npz` was an IndexError traceback.
+  Now one message names it, exit 2, nothing changes; moved away, the run
+  resumes as if it had never been there."""
+  logdir = tmp_path / 'run'
+  _kill_at_step_200(logdir)
+  notes = logdir / 'replay' / 'notes.npz'
+  notes.write_bytes(b'my notes')
+  before = snapshot(logdir)
+  second = run(logdir)
+  assert second.process.exitcode == 2, second.output[-3000:]
+  assert f'error: {notes} is not a replay chunk file' in second.output
+  assert 'Traceback' not in second.output
+  assert snapshot(logdir) == before
+  notes.rename(tmp_path / 'notes.npz')
+  third = run(logdir)
+  assert third.process.exitcode == 0, third.output[-3000:]
+  assert facts(logdir) == reference
+
+
 def test_torn_log_line_and_leftover_temporary_files(reference, tmp_path):
   logdir = tmp_path / 'run'
   _kill_at_step_200(logdir)

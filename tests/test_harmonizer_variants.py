@@ -105,9 +105,12 @@ def test_config_picks_the_variant_and_the_default_is_the_papers():
   module = make_harmonizers(closed.harmony, closed.model_opt, name='c')
   assert isinstance(module, ClosedFormHarmonizers)
   assert 'closed_form' in variant_name(closed.harmony)
-  off = load_config(['tiny'], ['--harmony.enabled', 'False',
-                               '--harmony.lr', '0.01'])
+  off = load_config(['tiny'], ['--harmony.enabled', 'False'])
   assert variant_name(off.harmony) is None
+  with pytest.raises(ConfigError, match='harmony.lr 0.01 has no effect with '
+                                        'harmony.enabled False'):
+    load_config(['tiny'], ['--harmony.enabled', 'False', '--harmony.lr',
+                           '0.01'])
 
 
 @pytest.mark.parametrize('flags, message', [

@@ -107,6 +107,30 @@ def test_manifest_keeps_the_latest_save_of_each_chunk(tmp_path):
   assert messages[0].startswith('Discarded 39 replay steps (3 chunk files)')
 
 
+def test_a_foreign_npz_in_the_replay_folder_is_refused_and_kept(tmp_path):
+  """Issue 19, round two: a user's `replay/notes.npz` stopped the resume
+  with an IndexError traceback (and the base's loader would fail on it
+  too). It is refused, named, before anything is deleted."""
+  names = ('t1-A-0-10.npz', 't1-A-B-64.npz', 'notes.npz')
+  for name in names:
+    (tmp_path / name).write_bytes(b'x' * len(name))
+  assert replay_files.make_manifest(tmp_path) == {
+      't1-A-B-64.npz': {'steps': 64, 'bytes': 13}}  # notes.npz is no chunk.
+  for manifest, checkpoint_path in (({}, None), (
+      {'t1-A-B-64.npz': {'steps': 64, 'bytes': 13}}, tmp_path / 'c.ckpt')):
+    with pytest.raises(replay_files.ReplayError) as error:
+      replay_files.reconcile(tmp_path, manifest, 64, checkpoint_path,
+                             print)
+    assert str(error.value).startswith(
+        f'{tmp_path / "notes.npz"} is not a replay chunk file')
+    assert 'nothing was changed' in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+  assert not replay_files.is_chunk_name('a-b-c.npz')
+  assert not replay_files.is_chunk_name('my-old-run-backup-3.npz')
+  assert replay_files.is_chunk_name(
+      '20261130T101010F000001-4x7Gq-0-1024.npz')
+
+
 def test_checkpoint_write_failure_keeps_the_previous_one(tmp_path,
                                                          monkeypatch):
   path = tmp_path / 'checkpoint.ckpt'

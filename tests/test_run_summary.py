@@ -96,6 +96,34 @@ def _write_harmony_logs(path, losses, s_values, rectified=True):
   return path
 
 
+BAD_RUN_FILES = [
+    ('config.yaml', 'task: [atari_pong\n', 'config.yaml is not readable YAML'),
+    ('config.yaml', '- 1\n', 'config.yaml is not a YAML mapping'),
+    ('metrics.jsonl', '[1]\n[2]\n', 'is not as a harmony_v3 run writes it'),
+    ('eval.jsonl', '\x80\n', 'a log file is not text'),
+]
+
+
+@pytest.mark.parametrize('name, text, message', BAD_RUN_FILES,
+                         ids=['yaml', 'yaml_list', 'metrics_list', 'binary'])
+def test_cli_bad_run_files_are_one_message(tmp_path, capsys, name, text,
+                                           message):
+  """Issue 19, round two: each of these was a traceback."""
+  run = _write_run(tmp_path / 'run')
+  (run / name).write_bytes(text.encode('latin-1'))
+  assert run_summary.main([str(run)]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and str(run) in err and message in err
+  assert err.count('\n') == 1
+
+
+def test_cli_json_into_a_missing_folder(tmp_path, capsys):
+  run = _write_run(tmp_path / 'run')
+  out_json = tmp_path / 'no_such_folder' / 'summary.json'
+  assert run_summary.main([str(run), '--json', str(out_json)]) == 2
+  assert f'--json {out_json}: no folder' in capsys.readouterr().err
+
+
 def test_adaptation_unrectified_constant_loss(tmp_path):
   # Unrectified, sigma* = mean loss: a loss of e gives log sigma* = 1, so
   # within 10% means |s - 1| <= 0.1: first at the third log (s = 0.95).

@@ -305,3 +305,105 @@ def test_cli_rejects_bad_arguments(tmp_path):
   assert run_cli(HARMONY_JSON, '--format', 'xls').returncode == 2
   missing = run_cli(tmp_path / 'nothing_here')
   assert missing.returncode == 2 and 'neither' in missing.stderr
+
+
+# Issue 19, round two: bad files and NaN scores ------------------------------
+
+
+def scores_main(capsys, *args):
+  """`python -m harmony_v3.scores` in this process: (code, stdout, stderr)."""
+  from harmony_v3.scores.cli import main
+  try:
+    code = main([str(a) for a in args])
+  except SystemExit as e:  # argparse's usage errors.
+    code = e.code
+  out, err = capsys.readouterr()
+  return code, out, err
+
+
+def test_a_nan_final_score_is_named_and_never_averaged(tmp_path, capsys):
+  """A NaN evaluation was printed as 'nan' and made the IQM 'nan% [nan,
+  nan%]' without a word. Now the run is excluded from the final scores and
+  the aggregates, named in a warning, and its game is marked incomplete."""
+  for seed, final in enumerate([10.0, float('nan'), 18.0]):
+    folder = write_run(tmp_path, 'pong', seed, final)
+    if seed == 1:
+      nan_run = folder
+  write_run(tmp_path, 'boxing', 0, 50.0)
+  summary = scores.summarize(scores.load_sweep(tmp_path)[0], reps=REPS)
+  pong = summary.games['pong']
+  assert pong.scores == {0: 10.0, 2: 18.0} and not pong.complete
+  assert pong.incomplete[1] == (
+      f'final evaluation score is nan at 400000 frames ({nan_run})')
+  assert np.isfinite([summary.mean, summary.median, summary.iqm.value,
+                      summary.iqm.low, summary.optimality_gap.high]).all()
+  table = scores.build_table([summary])
+  assert table.cell('pong', summary.label).display == (
+      '14.0 ± 5.7 (2/3 seeds)*')
+  assert table.cell('iqm', summary.label).marked
+  code, out, err = scores_main(capsys, tmp_path, '--reps', REPS)
+  assert code == 0
+  rows = [line for line in out.splitlines() if line.startswith('| ')]
+  assert len(rows) > 26 and not [r for r in rows if 'nan' in r.lower()]
+  assert (f'pong seed 1: incomplete, excluded from final scores — final '
+          f'evaluation score is nan at 400000 frames ({nan_run})') in out
+  assert 'warning(s): see the Warnings section' in err
+  # The same for published curves: the file is named.
+  curves = tmp_path / 'curves.json'
+  curves.write_text('{"steps": [400000], "score": {"pong": [[5.0], [NaN]]}}')
+  summary = scores.summarize(scores.load_published(curves), reps=REPS)
+  assert summary.games['pong'].scores == {0: 5.0}
+  assert (f'pong seed 1: incomplete, excluded from final scores — final '
+          f'evaluation score is nan at 400000 frames ({curves})'
+          ) in summary.warnings
+
+
+BAD_CURVES = [
+    ('[1, 2]', 'it holds a JSON list'),
+    ('{"steps": [400000]}', "it lacks 'score'"),
+    ('{"steps": [400000], "score": [1]}', '"score" is not an object'),
+    ('{"steps": [400000], "score": {"pong": [5]}}',
+     '"score" of \'pong\' is not a list of per-seed score lists'),
+    ('{"steps": [400000], "sco', 'is not a readable JSON file'),
+]
+
+
+@pytest.mark.parametrize('text, message', BAD_CURVES,
+                         ids=['list', 'no_score', 'score_list', 'flat_score',
+                              'cut_in_half'])
+def test_a_bad_curves_file_is_one_message_naming_it(tmp_path, capsys, text,
+                                                    message):
+  path = tmp_path / 'curves.json'
+  path.write_text(text)
+  code, out, err = scores_main(capsys, path)
+  assert code == 2 and out == ''
+  assert err.startswith(f'error: {path} ') and message in err
+  assert err.count('\n') == 1  # One line, no traceback.
+
+
+def test_bad_run_folder_files_and_out_are_one_message(tmp_path, capsys):
+  """A config.yaml that is not YAML, an evaluation record that is not an
+  object, and --out naming a file were tracebacks."""
+  good = write_run(tmp_path / 'sweep', 'pong', 0, 10.0)
+  with open(good / 'eval.jsonl', 'a') as f:
+    f.write('[1, 2]\n{"frames": "soon", "mean": 3}\n')
+  bad = write_run(tmp_path / 'sweep', 'pong', 1, 12.0)
+  (bad / 'config.yaml').write_text('task: [atari_pong\n')
+  code, out, err = scores_main(capsys, tmp_path / 'sweep', '--reps', REPS)
+  assert code == 0, err
+  assert f'{bad / "config.yaml"} is not readable YAML' in out
+  assert out.count(f'{good / "eval.jsonl"}: unreadable evaluation record '
+                   'skipped') == 2
+  only_bad = tmp_path / 'only_bad'
+  (tmp_path / 'sweep' / 'harmony' / 'pong' / 'seed_1').rename(only_bad)
+  code, out, err = scores_main(capsys, only_bad)
+  assert code == 2 and 'No Atari 100K run folders found' in err
+  assert f'{only_bad / "config.yaml"} is not readable YAML' in err
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('x')
+  code, out, err = scores_main(capsys, HARMONY_JSON, '--out', a_file)
+  assert code == 2 and f'--out {a_file} is a file, not a folder' in err
+  assert a_file.read_text() == 'x'
+  code, out, err = scores_main(capsys, HARMONY_JSON, '--bootstrap-seed',
+                               '-1')
+  assert code == 2 and '--bootstrap-seed must be in [0, 2**32)' in err

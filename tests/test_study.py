@@ -99,6 +99,55 @@ def test_bad_input_is_one_line_and_exit_2(quick_study, capsys):
   assert 'unknown arms' in capsys.readouterr().err
 
 
+def test_damaged_study_files_are_one_message_and_nothing_runs(
+    tmp_path, capsys, monkeypatch):
+  """Issue 19, round two: a results/*.json cut in half, or a study.json
+  that is not JSON, were JSONDecodeError tracebacks (the result only after
+  training every other arm). Now one line names the file, exit 2, before
+  anything is trained or written."""
+  import dataclasses
+  started = []
+  monkeypatch.setattr(cli, 'run', lambda *a, **k: started.append(a))
+  out = tmp_path / 'study'
+  (out / 'results').mkdir(parents=True)
+  settings = cli.build_settings(cli.parse_args(['--quick']))
+  study_json = out / 'study.json'
+  study_json.write_text(json.dumps(
+      {'settings': dataclasses.asdict(settings), 'command': 'test'}))
+  result = out / 'results' / 'harmony__seed0.json'
+  whole = json.dumps({'arm': 'harmony', 'seed': 0, 'updates': 12,
+                      'curves': [], 'final': {}, 'harmonizers': None,
+                      'timing': {}})
+  cases = [
+      (result, whole[:len(whole) // 2],
+       f"error: {result} is not one of the study's results (JSONDecodeError"),
+      (result, '{"arm": "harmony"}',
+       f"error: {result} is not one of the study's results (it lacks seed, "),
+      (study_json, '{"settings": {"games": [',
+       f"error: {study_json} is not the study's settings (JSONDecodeError"),
+      (study_json, '[1, 2]',
+       f"error: {study_json} is not the study's settings (no \"settings\")"),
+  ]
+  for path, text, message in cases:
+    good = path.read_text() if path.exists() else None
+    path.write_text(text)
+    before = {p: p.read_bytes() for p in out.rglob('*') if p.is_file()}
+    code = cli.main(['--quick', '--out', str(out), '--progress', 'off'])
+    err = capsys.readouterr().err
+    assert (code, started) == (2, []), err
+    assert err.startswith(message) and err.count('\n') == 1, err
+    assert {p: p.read_bytes() for p in out.rglob('*') if p.is_file()} == (
+        before)
+    if good is None:
+      path.unlink()
+    else:
+      path.write_text(good)
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('x')
+  assert cli.main(['--quick', '--out', str(a_file)]) == 2
+  assert f'--out {a_file} is a file, not a folder' in capsys.readouterr().err
+
+
 def test_windows_stay_inside_episodes_and_start_fresh():
   split = Split(
       image=np.zeros((7, 2, 2, 3), np.uint8),

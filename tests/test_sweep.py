@@ -144,6 +144,15 @@ def test_dry_run_counts(fake, capsys, argv, count, methods):
     (['--dry-run', '--', '--harmony.enabled', 'False'], ['--baseline']),
     (['--dry-run', '--', '--run.no_such_key', '1'], ['run.no_such_key']),
     (['--dry-run', '--per-gpu', '2', '--mem-fraction', '0.6'], ['fit']),
+    # Issue 19, round two: a variant the baseline half cannot apply, and
+    # option values that are split as a shell would (were tracebacks).
+    (['--dry-run', '--both', '--', '--harmony.mode', 'closed_form'],
+     ['for the dreamerv3 runs', 'harmony.mode closed_form has no effect',
+      'two sweeps']),
+    (['--dry-run', '--engine', 'slurm', '--slurm-args', "--partition 'gpu"],
+     ['--slurm-args', 'No closing quotation']),
+    (['--dry-run', '--train-cmd', "'python"],
+     ['--train-cmd', 'No closing quotation']),
 ])
 def test_bad_options_exit_nonzero_with_a_clear_message(
     fake, capsys, argv, expected):
@@ -152,6 +161,23 @@ def test_bad_options_exit_nonzero_with_a_clear_message(
   for text in expected:
     assert text in err
   assert not plan_lines(out)
+
+
+def test_bad_logroot_and_plan_file_are_one_message(fake, capsys):
+  """Issue 19, round two: a --logroot below a file, and a plan file that is
+  JSON but not a plan, were tracebacks."""
+  blocker = fake / 'a_file'
+  blocker.write_text('x')
+  for logroot in (blocker, blocker / 'logs'):
+    code, out, err = run_main(capsys, '--dry-run', '--logroot', logroot,
+                              '--games', 'pong', '--seeds', '0')
+    assert code == 2 and not plan_lines(out)
+    assert f'{blocker} is a file, not a folder' in err
+    assert 'Traceback' not in err
+  bad_plan = fake / 'plan-1.json'
+  bad_plan.write_text('[1, 2]')
+  code, out, err = run_main(capsys, '--plan', bad_plan, '--slice', '0')
+  assert code == 2 and f'cannot read the plan file {bad_plan}' in err
 
 
 def test_dry_run_shows_done_resume_new(fake, capsys):
@@ -443,6 +469,79 @@ def test_slurm_dry_run_shows_plan_and_script_and_writes_nothing(fake, capsys):
   assert not logroot.exists()
 
 
+FAKE_SBATCH = """#!{python}
+import json, os, sys
+calls = os.environ['FAKE_SBATCH_CALLS']
+with open(calls, 'a') as f:
+  f.write(json.dumps(sys.argv[1:]) + '\\n')
+print(sum(1 for _ in open(calls)) + 100)
+"""
+
+
+def test_slurm_submits_a_score_table_job_after_the_array(fake, capsys,
+                                                         monkeypatch):
+  """Issue 19, round two: a SLURM sweep ends with the score table, as the
+  local one does: a job that waits for the array (afterany) runs the
+  report into <logroot>/report/ (not with --no-report)."""
+  sbatch = fake / 'sbatch'
+  sbatch.write_text(FAKE_SBATCH.format(python=sys.executable))
+  sbatch.chmod(0o755)
+  monkeypatch.setattr(slurm, 'SBATCH', str(sbatch))
+  monkeypatch.setenv('FAKE_SBATCH_CALLS', str(fake / 'sbatch.jsonl'))
+  logroot = fake / 'logs'
+  argv = ['--engine', 'slurm', '--per-gpu', '1', '--games', 'pong',
+          '--seeds', '0', '--logroot', logroot, '--slurm-args', '--time 5']
+  code, out, _ = run_main(capsys, '--dry-run', *argv)
+  assert code == 0 and 'Then: ' in out
+  assert f'--dependency=afterany:<array job> {logroot}/slurm/report.sbatch' \
+      in out
+  code, out, _ = run_main(capsys, *argv)
+  assert code == 0, out
+  calls = [json.loads(line) for line in
+           (fake / 'sbatch.jsonl').read_text().splitlines()]
+  assert calls[1] == ['--parsable', '--dependency=afterany:101', '--time',
+                      '5', str(logroot / 'slurm' / 'report.sbatch')]
+  assert 'Submitted array job 101' in out
+  assert 'Submitted the score-table job 102' in out
+  script = (logroot / 'slurm' / 'report.sbatch').read_text()
+  assert f'--plan {logroot}/slurm/plan-1.json --report' in script
+  assert '--gres' not in script and '--requeue' not in script
+  assert '#SBATCH --cpus-per-task=1' in script
+  # --no-report: the array alone.
+  (fake / 'sbatch.jsonl').unlink()
+  code, out, _ = run_main(capsys, *argv, '--no-report')
+  assert code == 0 and 'score-table job' not in out
+  assert len((fake / 'sbatch.jsonl').read_text().splitlines()) == 1
+
+
+def test_slurm_report_job_writes_the_score_table(fake, capsys, monkeypatch):
+  """What the report job runs, without SLURM: --plan FILE --report."""
+  scores = fake / 'fake_scores.py'
+  scores.write_text(
+      'import json, os, sys\n'
+      f'json.dump(sys.argv[1:], open({str(fake / "scores_argv.json")!r}, '
+      '"w"))\nsys.exit(int(os.environ.get("FAKE_SCORES_EXIT", 0)))\n')
+  monkeypatch.setenv(cli.SCORES_CMD_ENV, f'{sys.executable} {scores}')
+  logroot = fake / 'logs'
+  the_plan = plan.Plan(logroot, ['pong', 'breakout'], [0], ['harmony'],
+                       ['atari100k'], [], launch.train_command(),
+                       per_device=1, gpu_check=False)
+  path = logroot / 'slurm' / 'plan-1.json'
+  plan.write_plan_file(path, the_plan, the_plan.runs())
+  code, out, _ = run_main(capsys, '--plan', path, '--report')
+  assert code == 0 and 'No finished runs: no score table.' in out
+  assert not (fake / 'scores_argv.json').exists()
+  (logroot / 'harmony/pong/seed0').mkdir(parents=True)
+  (logroot / 'harmony/pong/seed0/done.json').write_text('{}')
+  code, out, _ = run_main(capsys, '--plan', path, '--report')
+  assert code == 0, out
+  argv = json.loads((fake / 'scores_argv.json').read_text())
+  assert argv == [str(logroot), '--out', str(logroot / 'report'), '--plots']
+  monkeypatch.setenv('FAKE_SCORES_EXIT', '2')
+  code, out, _ = run_main(capsys, '--plan', path, '--report')
+  assert code == 1 and 'score table failed (exit 2)' in out
+
+
 def test_ray_dry_run_needs_no_ray(fake, capsys, monkeypatch):
   monkeypatch.setitem(sys.modules, 'ray', None)  # As if not installed.
   logroot = fake / 'logs'
@@ -503,7 +602,7 @@ def test_slurm_element_trains_its_slice_on_the_gpu_slurm_gave_it(
   code, out, err = run_main(capsys, '--plan', path, '--slice', '2')
   assert code == 2 and 'SLURM gave this job no GPU' in err
   code, out, err = run_main(capsys, '--plan', path)
-  assert code == 2 and 'exactly one of --slice I or --measure' in err
+  assert code == 2 and 'exactly one of --slice I, --measure or --report' in err
 
 
 def test_filesystem_without_locks_is_a_clear_error(fake, capsys,

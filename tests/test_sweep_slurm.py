@@ -53,6 +53,8 @@ def slurm_cluster():
   subprocess.run(['scancel', '--name', slurm.JOB_NAME], capture_output=True)
   subprocess.run(['scancel', '--name', f'{slurm.JOB_NAME}-measure'],
                  capture_output=True)
+  subprocess.run(['scancel', '--name', f'{slurm.JOB_NAME}-report'],
+                 capture_output=True)
   if not was_up:
     subprocess.run([str(CLUSTER), 'stop'], env=env, capture_output=True)
   if previous is None:
@@ -62,8 +64,12 @@ def slurm_cluster():
 
 
 def submit(capsys, logroot, games, seeds, *more, **options):
-  """`--engine slurm` in this process; (exit status, output, job id)."""
-  train = ['--train-cmd', stand_in(**options)] if options else []
+  """`--engine slurm` in this process; (exit status, output, job id).
+
+  With stand-in options, the trainer is the stand-in and no score-table
+  job is submitted (its folders hold no run to score)."""
+  train = (['--train-cmd', stand_in(**options), '--no-report'] if options
+           else [])
   code = cli.main(['--engine', 'slurm', '--logroot', str(logroot),
                    '--games', *games, '--seeds', *map(str, seeds),
                    '--no-gpu-check', *train, *map(str, more)])
@@ -255,3 +261,18 @@ def test_real_tiny_run_through_slurm(capsys, tmp_path, monkeypatch):
   element_log = (logroot / 'slurm' / f'{job}_0.out').read_text()
   assert 'finished harmony/pong/seed0' in element_log
   assert '=== sweep: exit 0' in (folder / 'train.log').read_text()
+  # Then the score-table job, as the local engine ends (issue 19, round
+  # two): once the array has ended, <logroot>/report/.
+  report_job = re.search(r'Submitted the score-table job (\d+)', out)
+  assert report_job, out
+  wait_done(report_job.group(1), 300)
+  report_log = (logroot / 'slurm' / f'report-{report_job.group(1)}.out'
+                ).read_text()
+  assert 'score table after the array of plan-1.json' in report_log
+  assert 'score table failed' not in report_log, report_log
+  table = (logroot / 'report' / 'atari100k_scores.md').read_text()
+  assert '| Pong |' in table and 'pong seed 0: incomplete' in table
+  for name in ('atari100k_scores.csv', 'atari100k_scores.tex',
+               'learning_curves.png'):
+    assert (logroot / 'report' / name).stat().st_size > 0
+  assert job_field(report_job.group(1), 'ExitCode')[0] == '0:0'

@@ -14,11 +14,19 @@ was written after the checkpoint, or is an older save of a chunk, and is
 deleted, with a message; a file of the manifest that is missing or has
 another size stops the resume with an error that names it. After each
 checkpoint, `collect_garbage` deletes the saves it superseded.
+
+Only files named as the base names chunks (`CHUNK_NAME`) are chunk files.
+The base's loader reads every `*.npz` in the folder as a chunk and fails on
+any other name (`Chunk.scan` takes the step count from the fourth part of the
+name), so `reconcile` refuses a run whose replay folder holds another
+`*.npz` (a user's `notes.npz`), naming it, before it changes anything; it
+never deletes such a file.
 """
 from __future__ import annotations
 
 import os
 import pathlib
+import re
 from typing import Callable
 
 from .atomic_files import TMP_SUFFIX
@@ -28,6 +36,26 @@ from .checkpoint import CheckpointError
 class ReplayError(CheckpointError):
   """The replay files do not match the checkpoint that should account for
   them."""
+
+
+# `<time>-<uuid>-<successor>-<steps>.npz` (embodied.replay.chunk.Chunk.save;
+# times and uuids are letters and digits).
+CHUNK_NAME = re.compile(r'[0-9A-Za-z]+-[0-9A-Za-z]+-[0-9A-Za-z]+-[0-9]+\.npz')
+
+
+def is_chunk_name(name: str) -> bool:
+  """Whether `name` is a replay chunk file's name."""
+  return CHUNK_NAME.fullmatch(name) is not None
+
+
+def foreign_files(directory: pathlib.Path) -> list[pathlib.Path]:
+  """The `*.npz` entries of `directory` that are not chunk files: the
+  base's loader would read them as chunks and fail."""
+  directory = pathlib.Path(directory)
+  if not directory.is_dir():
+    return []
+  return sorted(p for p in directory.glob('*.npz')
+                if not is_chunk_name(p.name))
 
 
 def chunk_steps(name: str) -> int:
@@ -42,7 +70,8 @@ def _chunk_uuid(name: str) -> str:
 def _chunk_files(directory: pathlib.Path) -> list[pathlib.Path]:
   if not directory.is_dir():
     return []
-  return sorted(p for p in directory.glob('*.npz') if p.is_file())
+  return sorted(p for p in directory.glob('*.npz')
+                if p.is_file() and is_chunk_name(p.name))
 
 
 def make_manifest(directory: pathlib.Path) -> dict[str, dict]:
@@ -72,7 +101,9 @@ def reconcile(directory: pathlib.Path, manifest: dict[str, dict],
 
   `step` and `checkpoint` describe the checkpoint the manifest belongs to
   (None for a fresh start, whose manifest is empty). Raises ReplayError,
-  naming the file, if a manifest file is missing or has another size.
+  naming the file, if a manifest file is missing or has another size, or
+  if the folder holds a `*.npz` file that is not a chunk; then nothing has
+  been changed.
   """
   directory = pathlib.Path(directory)
   where = (f'the checkpoint {checkpoint} (step {step:,})' if checkpoint
@@ -84,6 +115,14 @@ def reconcile(directory: pathlib.Path, manifest: dict[str, dict],
         f'The replay folder {directory} is missing, but {where} accounts for '
         f'{len(manifest)} chunk files ({manifest_steps(manifest):,} steps) '
         f'in it. {advice}')
+  foreign = foreign_files(directory)
+  if foreign:
+    others = f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''
+    raise ReplayError(
+        f'{foreign[0]}{others} is not a replay chunk file (chunks are named '
+        '<time>-<uuid>-<successor>-<steps>.npz), and the replay would try '
+        'to load every .npz file in that folder. Move it out of '
+        f'{directory}, then run the same command again; nothing was changed.')
   present = {p.name: p for p in _chunk_files(directory)}
   missing = sorted(set(manifest) - set(present))
   if missing:

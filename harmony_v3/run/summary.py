@@ -194,10 +194,23 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('runs', nargs='+', help='run folders')
   parser.add_argument('--json', default=None, help='also write them here')
   args = parser.parse_args(argv)
-  try:
-    summaries = [summarize(run) for run in args.runs]
-  except (FileNotFoundError, KeyError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
+  summaries = []
+  for run in args.runs:
+    try:
+      summaries.append(summarize(run))
+    except (FileNotFoundError, ValueError) as e:
+      if isinstance(e, UnicodeDecodeError):  # The one that names no file.
+        e = ValueError(f'{run}: a log file is not text ({e})')
+      print(f'error: {e}', file=sys.stderr)
+      return 2
+    except (OSError, KeyError, TypeError, AttributeError, IndexError) as e:
+      print(f'error: cannot summarize {run}: its config.yaml, metrics.jsonl '
+            f'or eval.jsonl is not as a harmony_v3 run writes it '
+            f'({type(e).__name__}: {e})', file=sys.stderr)
+      return 2
+  if args.json and not pathlib.Path(args.json).parent.is_dir():
+    print(f'error: --json {args.json}: no folder '
+          f'{pathlib.Path(args.json).parent}', file=sys.stderr)
     return 2
   print(markdown(summaries))
   adapted = adaptation_markdown(summaries)

@@ -1,8 +1,9 @@
 """Aggregates: final scores per game, human-normalized scores, bootstrap CIs.
 
 The final score of a run is its evaluation at `frames` environment frames
-(the first evaluation at or after it). Runs that have not got there are left
-out of the final scores and reported, as are missing seeds and games. Mean
+(the first evaluation at or after it). Runs that have not got there, or
+whose final score is NaN or infinite, are left out of the final scores and
+reported, as are missing seeds and games. Mean
 and median HNS use the unrounded random and human scores; IQM and the
 optimality gap come with rliable's 95% stratified-bootstrap intervals.
 """
@@ -123,6 +124,10 @@ def final_scores(method: MethodData, frames: int = DEFAULT_FRAMES
             f'last evaluation at {curve.last_frames} frames < {frames} '
             f'({state}; {curve.path})' if len(curve.frames) else
             f'no evaluation yet ({state}; {curve.path})')
+      elif not np.isfinite(score):  # Never averaged: it would make all nan.
+        at = int(curve.frames[np.flatnonzero(curve.frames >= frames)[0]])
+        incomplete[seed] = (f'final evaluation score is {score} at {at} '
+                            f'frames ({curve.path or method.source})')
       else:
         scores[seed] = score
     results[game] = GameResult(scores, expected, incomplete)

@@ -58,6 +58,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.error('--plots needs --out DIR')
   if args.reps < 1:
     parser.error('--reps must be positive')
+  if args.frames < 1:
+    parser.error('--frames must be positive')
+  if not 0 <= args.bootstrap_seed < 2 ** 32:
+    parser.error('--bootstrap-seed must be in [0, 2**32)')
+  if args.out is not None and args.out.exists() and not args.out.is_dir():
+    parser.error(f'--out {args.out} is a file, not a folder')
   return args
 
 
@@ -77,14 +83,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'{len(table.warnings())} warning(s): see the Warnings section.',
           file=sys.stderr)
   if args.out is not None:
-    for path in write_outputs(table, args.out, args.formats):
-      print(f'wrote {path}', file=sys.stderr)
-    if args.plots:
-      from harmony_v3.scores import plots  # Matplotlib only when asked.
-      paths = plots.save_all(methods, args.out, args.frames)
-      for path in paths:
-        print(f'wrote {path}', file=sys.stderr)
-      if not any(p.stem == 'harmony_weights' for p in paths):
-        print('no run logged harmonizer weights: no harmony_weights figure',
-              file=sys.stderr)
+    try:
+      _write_files(args, table, methods)
+    except OSError as error:
+      print(f'error: cannot write to --out {args.out}: {error}',
+            file=sys.stderr)
+      return 2
   return 0
+
+
+def _write_files(args: argparse.Namespace, table, methods) -> None:
+  for path in write_outputs(table, args.out, args.formats):
+    print(f'wrote {path}', file=sys.stderr)
+  if args.plots:
+    from harmony_v3.scores import plots  # Matplotlib only when asked.
+    paths = plots.save_all(methods, args.out, args.frames)
+    for path in paths:
+      print(f'wrote {path}', file=sys.stderr)
+    if not any(p.stem == 'harmony_weights' for p in paths):
+      print('no run logged harmonizer weights: no harmony_weights figure',
+            file=sys.stderr)

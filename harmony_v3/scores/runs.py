@@ -81,11 +81,48 @@ def published_label(path: str | pathlib.Path) -> str:
   return stem.removesuffix('_atari100k')
 
 
+CURVES_FORMAT = ('{"steps": [frames, ...], "score": {game: [[score per step] '
+                 'per seed]}}')
+
+
+def _read_curves_file(path: pathlib.Path) -> dict:
+  """A published-curves file's JSON, checked to have its shape; ValueError
+  naming the file otherwise."""
+  try:
+    data = json.loads(path.read_text())
+  except (OSError, ValueError) as error:  # UnicodeDecodeError included.
+    raise ValueError(f'{path} is not a readable JSON file of published '
+                     f'curves ({error})') from None
+  def numbers(value, depth):
+    if depth == 0:
+      return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, list) and all(numbers(v, depth - 1)
+                                           for v in value)
+  problem = None
+  if not isinstance(data, dict):
+    problem = f'it holds a JSON {type(data).__name__}'
+  elif 'steps' not in data or 'score' not in data:
+    problem = 'it lacks ' + ' and '.join(
+        repr(k) for k in ('steps', 'score') if k not in data)
+  elif not numbers(data['steps'], 1):
+    problem = '"steps" is not a list of frame counts'
+  elif not isinstance(data['score'], dict):
+    problem = '"score" is not an object of games'
+  else:
+    bad = [g for g, v in data['score'].items() if not numbers(v, 2)]
+    if bad:
+      problem = f'"score" of {bad[0]!r} is not a list of per-seed score lists'
+  if problem:
+    raise ValueError(f'{path} is not a published-curves file: {problem}; '
+                     f'expected {CURVES_FORMAT}')
+  return data
+
+
 def load_published(path: str | pathlib.Path,
                    label: str | None = None) -> MethodData:
   """Read a JSON of published per-seed curves into a MethodData."""
   path = pathlib.Path(path)
-  data = json.loads(path.read_text())
+  data = _read_curves_file(path)
   frames = np.asarray(data['steps'], dtype=np.int64)
   method = MethodData(label or published_label(path), str(path), True)
   for game, per_seed in data['score'].items():
@@ -121,7 +158,7 @@ def find_run_dirs(root: str | pathlib.Path) -> list[pathlib.Path]:
 def read_jsonl(path: pathlib.Path, notes: list[str]) -> list[dict]:
   """Parse a JSON-lines file, noting (not raising on) unreadable lines."""
   rows = []
-  with open(path) as f:
+  with open(path, errors='replace') as f:  # Garbled bytes: unreadable lines.
     for number, line in enumerate(f, 1):
       line = line.strip()
       if not line:
@@ -136,7 +173,16 @@ def read_jsonl(path: pathlib.Path, notes: list[str]) -> list[dict]:
 def read_config(folder: pathlib.Path) -> dict:
   """The run's config.yaml as plain Python objects."""
   from ruamel.yaml import YAML
-  return YAML(typ='safe').load((folder / 'config.yaml').read_text()) or {}
+  from ruamel.yaml.error import YAMLError
+  path = folder / 'config.yaml'
+  try:
+    config = YAML(typ='safe').load(path.read_text()) or {}
+  except (OSError, ValueError, YAMLError) as error:
+    raise ValueError(f'{path} is not readable YAML '
+                     f'({type(error).__name__})') from None
+  if not isinstance(config, dict):
+    raise ValueError(f'{path} is not a YAML mapping of config keys')
+  return config
 
 
 def read_eval_curve(folder: pathlib.Path, notes: list[str]) -> Curve:
@@ -145,16 +191,21 @@ def read_eval_curve(folder: pathlib.Path, notes: list[str]) -> Curve:
   path = folder / 'eval.jsonl'
   if path.is_file():
     for row in read_jsonl(path, notes):
-      frames = row.get('frames')
-      if frames is None and 'step' in row:
-        frames = row['step'] * games_lib.FRAMES_PER_AGENT_STEP
-      score = row.get('mean')
-      if score is None and row.get('returns'):
-        score = float(np.mean(row['returns']))
-      if frames is None or score is None:
-        notes.append(f'{path}: evaluation without frames or score skipped')
+      try:
+        frames = row.get('frames')
+        if frames is None and 'step' in row:
+          frames = row['step'] * games_lib.FRAMES_PER_AGENT_STEP
+        score = row.get('mean')
+        if score is None and row.get('returns'):
+          score = float(np.mean(row['returns']))
+        if frames is None or score is None:
+          notes.append(f'{path}: evaluation without frames or score skipped')
+          continue
+        frames, score = int(frames), float(score)
+      except (AttributeError, TypeError, ValueError):
+        notes.append(f'{path}: unreadable evaluation record skipped')
         continue
-      points[int(frames)] = float(score)  # A rewritten point replaces the old.
+      points[frames] = score  # A rewritten point replaces the old.
   frames = np.asarray(sorted(points), dtype=np.int64)
   scores = np.asarray([points[f] for f in frames], dtype=np.float64)
   done = (folder / 'done.json').exists()
@@ -195,7 +246,8 @@ def load_sweep(root: str | pathlib.Path,
     method.notes[:0] = skipped
     result.append(method)
   if not result:
-    raise ValueError(f'No Atari 100K run folders found under {root}')
+    why = f' ({len(skipped)} skipped: {skipped[0]})' if skipped else ''
+    raise ValueError(f'No Atari 100K run folders found under {root}{why}')
   return result
 
 

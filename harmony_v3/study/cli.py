@@ -118,12 +118,34 @@ class StudyProgress:
 
 def _check_study_file(out: pathlib.Path, settings) -> str | None:
   """A message if OUT holds a study with other settings (arms and seeds may
-  differ: results are per (arm, seed))."""
+  differ: results are per (arm, seed)), or files the study cannot read
+  (study.json, results/*.json, data/dataset.json), or is not a folder."""
+  from .data import read_json
+  from .report import read_results
   path = out / 'study.json'
   mine = dataclasses.asdict(settings)
-  if not path.exists():
-    return None
-  saved = json.loads(path.read_text())['settings']
+  if out.exists() and not out.is_dir():
+    return f'--out {out} is a file, not a folder'
+  advice = ('Use another --out; or delete it, and results/ there count as '
+            "made with this command's settings.")
+  try:
+    if (out / 'results').is_dir():
+      read_results(out / 'results')
+    dataset = out / 'data' / 'dataset.json'
+    if dataset.exists():
+      again = f"Delete {dataset.parent} to collect the dataset again."
+      info = read_json(dataset, "the dataset's description", again)
+      if not isinstance(info, dict) or 'settings' not in info:
+        return f"{dataset} is not the dataset's description. {again}"
+    if not path.exists():
+      return None
+    saved = read_json(path, "the study's settings", advice)
+  except study_settings.StudyError as e:
+    return str(e)
+  if not isinstance(saved, dict) or not isinstance(saved.get('settings'),
+                                                   dict):
+    return f"{path} is not the study's settings (no \"settings\"). {advice}"
+  saved = saved['settings']
   differ = [k for k in mine if k not in ('arms', 'seeds')
             and json.loads(json.dumps(mine[k])) != saved.get(k)]
   if differ:

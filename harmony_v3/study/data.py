@@ -163,6 +163,17 @@ def write_json_atomic(path: pathlib.Path, value) -> None:
   write_atomic(path, json.dumps(value, indent=2).encode())
 
 
+def read_json(path: pathlib.Path, what: str, advice: str):
+  """The JSON value in `path`; a StudyError naming the file (`what` it
+  should hold, `advice` on what to do) if it cannot be read or parsed."""
+  from .settings import StudyError
+  try:
+    return json.loads(pathlib.Path(path).read_text())
+  except (OSError, ValueError) as error:  # UnicodeDecodeError included.
+    raise StudyError(f'{path} is not {what} ({type(error).__name__}: '
+                     f'{error}). {advice}') from None
+
+
 def split_stats(split: Split, games: Sequence[str]) -> dict:
   """Episodes, steps and reward statistics of a split, overall and per game."""
   reward = split.reward.astype(np.float64)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import pathlib
 from typing import Sequence
 
@@ -26,11 +25,27 @@ COLUMNS = (  # (key, header)
 )
 
 
+RESULT_KEYS = ('arm', 'seed', 'updates', 'curves', 'final', 'harmonizers',
+               'timing')
+
+
 def read_results(folder: pathlib.Path) -> dict[str, list[dict]]:
-  """Finished results by arm, in the study's arm order, seeds sorted."""
+  """Finished results by arm, in the study's arm order, seeds sorted.
+
+  A file that is not a result (cut short, edited, foreign) raises
+  StudyError naming it."""
+  from .data import read_json
+  from .settings import StudyError
   by_arm: dict[str, list[dict]] = {}
   for path in sorted(folder.glob('*.json')):
-    result = json.loads(path.read_text())
+    advice = ('Delete it (the next run of the study trains that arm and '
+              'seed again) or move it out of results/.')
+    result = read_json(path, "one of the study's results", advice)
+    lacks = ([k for k in RESULT_KEYS if k not in result]
+             if isinstance(result, dict) else ['all'])
+    if lacks:
+      raise StudyError(f"{path} is not one of the study's results (it lacks "
+                       f"{', '.join(lacks)}). {advice}")
     by_arm.setdefault(result['arm'], []).append(result)
   order = [a for a in ARMS if a in by_arm] + [a for a in by_arm if a not in ARMS]
   return {a: sorted(by_arm[a], key=lambda r: r['seed']) for a in order}

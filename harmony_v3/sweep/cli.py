@@ -142,6 +142,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                        help='train slice I of --plan (one array element)')
   element.add_argument('--measure', action='store_true',
                        help="measure --plan's runs per GPU on this job's GPU")
+  element.add_argument('--report', action='store_true',
+                       help="write the score table of --plan's logroot "
+                            '(the job that waits for the array)')
   other = parser.add_argument_group('other')
   other.add_argument('--dry-run', action='store_true',
                      help='print the plan with each run\'s status and exit '
@@ -219,6 +222,7 @@ def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
         'CPU with --cpu (scripts/run_minatar.sh).')
   check_train_flags(args.configs, methods, extra, suite.task(games[0]))
   logroot = pathlib.Path(args.logroot).expanduser().absolute()
+  check_logroot(logroot)
   # One cache for every run and the runs-per-GPU bench, unless turned off or
   # named by the user after `--` (then that flag reaches each of them).
   cache = (None if args.no_compilation_cache
@@ -233,6 +237,17 @@ def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
               suite=suite.name)
 
 
+def check_logroot(logroot: pathlib.Path) -> None:
+  """Refuse a --logroot that is (or lies below) a file."""
+  for path in (logroot, *logroot.parents):
+    if path.exists():
+      if not path.is_dir():
+        raise SweepError(
+            f'--logroot {logroot}: {path} is a file, not a folder; name a '
+            'folder (it is created if need be).')
+      return
+
+
 def check_engine_options(args: argparse.Namespace) -> None:
   """Refuse options of another engine than the chosen one."""
   owners = {'--gpus': ('local', args.gpus is not None),
@@ -242,12 +257,20 @@ def check_engine_options(args: argparse.Namespace) -> None:
                                     args.slurm_max_running is not None),
             '--ray-address': ('ray', args.ray_address is not None),
             '--slice': (None, args.slice is not None),
-            '--measure': (None, args.measure)}
+            '--measure': (None, args.measure),
+            '--report': (None, args.report)}
   for option, (engine, given) in owners.items():
     if given and engine is None:
       raise SweepError(f'{option} goes with --plan (inside a SLURM job).')
     if given and engine != args.engine:
       raise SweepError(f'{option} is an option of --engine {engine}.')
+  for option, text in (('--slurm-args', args.slurm_args),
+                       ('--train-cmd', args.train_cmd)):
+    try:
+      shlex.split(text or '')
+    except ValueError as e:
+      raise SweepError(f'{option} {text!r}: {e} (it is split as a shell '
+                       'would)') from None
   if args.slurm_max_running is not None and args.slurm_max_running < 1:
     raise SweepError('--slurm-max-running must be at least 1')
   if args.retries < 0:

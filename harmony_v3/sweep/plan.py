@@ -249,7 +249,14 @@ def check_train_flags(configs: Sequence[str], methods: Sequence[str],
     try:
       load_config(configs, argv)
     except (ConfigError, ValueError) as e:
-      raise SweepError(f'Bad trainer configuration: {e}') from None
+      which = (f' for the {method} runs' if len(methods) > 1 else '')
+      hint = ('\nThe flags after -- go to every method: sweep the '
+              'DreamerV3 baseline (--baseline) and the Harmony variant in two '
+              'sweeps (same --logroot).' if method == 'dreamerv3'
+              and len(methods) > 1 and 'harmony.enabled False' in str(e)
+              else '')
+      raise SweepError(f'Bad trainer configuration{which}: {e}{hint}') \
+          from None
 
 
 # The plan ---------------------------------------------------------------------
@@ -316,6 +323,6 @@ def read_plan_file(path: pathlib.Path) -> tuple[Plan, list[Run], dict]:
     plan = Plan.from_json(record['plan'])
     runs = [make_run(plan.logroot, m, g, int(s)) for m, g, s in
             record['runs']]
-  except (OSError, ValueError, KeyError, TypeError) as e:
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
     raise SweepError(f'cannot read the plan file {path}: {e}') from None
   return plan, runs, record

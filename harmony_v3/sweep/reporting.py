@@ -60,9 +60,9 @@ def report_commands(logroot: pathlib.Path,
 
 
 def report(logroot: pathlib.Path, out: Callable[[str], None],
-           suite: str = DEFAULT_SUITE) -> None:
+           suite: str = DEFAULT_SUITE) -> bool:
   """Write the score report of `logroot`; a failure is said, not raised
-  (the runs are unaffected)."""
+  (the runs are unaffected). Whether it succeeded."""
   for command in report_commands(logroot, suite):
     out(f'Score table: {shlex.join(command)}')
     try:
@@ -74,4 +74,5 @@ def report(logroot: pathlib.Path, out: Callable[[str], None],
     if code != 0:
       out(f'error: the score table failed ({why}); the runs are unaffected. '
           'Rerun the command above to retry.')
-      return
+      return False
+  return True

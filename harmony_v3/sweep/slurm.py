@@ -22,6 +22,12 @@ an earlier sweep, or one measuring job on one GPU (`--plan ... --measure`)
 that the array waits for (`--dependency=afterany`). The array is then sized
 for K = 1; elements beyond what the measured K needs exit at once.
 
+When the array has ended (`--dependency=afterany`, whatever its elements'
+exit status), one more job on one CPU, `python -m harmony_v3.sweep --plan
+<logroot>/slurm/plan-N.json --report`, writes the score table of whatever
+has finished to <logroot>/report/, as the local engine does at its end
+(not with --no-report).
+
 Signals: `#SBATCH --signal=B:TERM@300` warns the element's sweep alone (the
 batch script execs it) 300 s before the time limit; it sends each trainer one
 SIGTERM, they save and exit. `scancel` signals every process of the job, so
@@ -137,6 +143,7 @@ class Submission:
   script: str                   # sweep.sbatch
   measure_script: str           # measure.sbatch (used when per_element is None)
   command_line: str             # The user's command, for the record.
+  report_script: str | None = None  # report.sbatch; None with --no-report.
 
   @property
   def elements(self) -> int:
@@ -173,11 +180,22 @@ def prepare(plan: Plan, runs: list[Run], args: argparse.Namespace,
                      MEASURE_CPUS),
       [f'Runs per GPU for {plan_path.name}, written by: {command_line}'],
       template)
+  report_script = None if args.no_report else batch_script(
+      f'{python} --report', report_directives(folder),
+      [f'Score table of {plan.logroot} once the array of {plan_path.name} '
+       f'has ended, written by: {command_line}'], template)
   array = f'--array=0-{max(elements - 1, 0)}' + (
       f'%{args.slurm_max_running}' if args.slurm_max_running else '')
   return Submission(plan_path, pending, per_element, candidates, array,
                     shlex.split(args.slurm_args), script, measure_script,
-                    command_line)
+                    command_line, report_script)
+
+
+def report_directives(folder: pathlib.Path) -> list[str]:
+  """The #SBATCH lines of the report job: one CPU, no GPU, no requeue."""
+  return [f'--job-name={JOB_NAME}-report',
+          f'--output={folder / "report-%j.out"}', '--open-mode=append',
+          '--cpus-per-task=1', f'--chdir={os.getcwd()}']
 
 
 def submit(plan: Plan, runs: list[Run], args: argparse.Namespace,
@@ -210,6 +228,10 @@ def submit(plan: Plan, runs: list[Run], args: argparse.Namespace,
             f' {folder / "sweep.sbatch"}, a script of:')
       print(''.join(f'    {line}\n' for line in job.script.splitlines()),
             end='')
+      if job.report_script is not None:
+        print(f'Then: {SBATCH} --dependency=afterany:<array job> '
+              f'{folder / "report.sbatch"}, the score table into '
+              f'{plan.logroot / "report"} once the array has ended.')
     return EXIT_OK
   print(status_counts(runs), flush=True)
   busy = sum(r.status == 'running' for r in runs)
@@ -230,6 +252,8 @@ def submit(plan: Plan, runs: list[Run], args: argparse.Namespace,
     return EXIT_USAGE
   say(f'Submitted array job {array_job}: {job.elements} element(s) of '
       f'{job.per_element or "K (measured)"} run(s), on {device} each.')
+  if job.report_script is not None:
+    _send_report(plan, job, array_job)
   dry_run = shlex.join(['run_atari100k.sh', *own_argv, '--dry-run',
                         *trainer_flags])
   print(f'  plan:   {job.plan_path}\n'
@@ -273,6 +297,25 @@ def _send(plan: Plan, job: Submission) -> str:
     raise
 
 
+def _send_report(plan: Plan, job: Submission, array_job: str) -> None:
+  """Submit the report job, to run once the array has ended. A refusal is
+  said, not raised: the array is submitted and the table can be made by
+  hand."""
+  folder = folder_of(plan)
+  script = folder / 'report.sbatch'
+  script.write_text(job.report_script)
+  try:
+    report_job = sbatch(
+        [f'--dependency=afterany:{array_job}', *job.slurm_args], script)
+  except SweepError as e:
+    say(f'warning: the score-table job was not submitted ({e}); make the '
+        'table by hand once the array has ended (the scores command below).')
+    return
+  say(f'Submitted the score-table job {report_job}: once the array has '
+      f'ended, it writes {plan.logroot / "report"} (log: '
+      f'{folder}/report-{report_job}.out)')
+
+
 def _read_template(path: str | None) -> str | None:
   if path is None:
     return None
@@ -286,16 +329,20 @@ def _read_template(path: str | None) -> str | None:
 
 
 def job_main(args: argparse.Namespace, extra: Sequence[str]) -> int:
-  """`--plan FILE --slice I` (an array element) or `--plan FILE --measure`
-  (the measuring job)."""
+  """`--plan FILE --slice I` (an array element), `--plan FILE --measure`
+  (the measuring job) or `--plan FILE --report` (the score table, once the
+  array has ended)."""
   try:
-    if extra or (args.slice is None) == (not args.measure):
-      raise SweepError('--plan takes exactly one of --slice I or --measure '
-                       '(the plan file holds everything else).')
+    modes = (args.slice is not None) + bool(args.measure) + bool(args.report)
+    if extra or modes != 1:
+      raise SweepError('--plan takes exactly one of --slice I, --measure or '
+                       '--report (the plan file holds everything else).')
     path = pathlib.Path(args.plan)
     plan, runs, record = read_plan_file(path)
     if args.measure:
       return _measure(plan, record, path)
+    if args.report:
+      return _report(plan, path)
     return _element(plan, runs, path, args.slice)
   except SweepError as e:
     print(f'error: {e}', file=sys.stderr)
@@ -337,6 +384,19 @@ def _measure(plan: Plan, record: dict, path: pathlib.Path) -> int:
   write_atomic(out, (json.dumps({'per_gpu': per_gpu}) + '\n').encode())
   say(f'{path.name}: {per_gpu} run(s) per GPU, saved in {out}')
   return EXIT_OK
+
+
+def _report(plan: Plan, path: pathlib.Path) -> int:
+  """The report job: the score table of the whole logroot, as the local
+  engine writes it at its end; exit 1 if it failed."""
+  from .reporting import report
+  runs = plan.runs()
+  say(f'SLURM {_job_name()}: score table after the array of {path.name}: '
+      + status_counts(runs))
+  if not any(r.status == 'done' for r in runs):
+    say('No finished runs: no score table.')
+    return EXIT_OK
+  return EXIT_OK if report(plan.logroot, say, plan.suite) else 1
 
 
 def _measured(path: pathlib.Path) -> int:
