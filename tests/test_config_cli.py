@@ -167,7 +167,7 @@ def test_flags_that_cannot_apply_are_refused(capsys, tmp_path, monkeypatch,
   """Issue 19, round two: these were accepted without a word (--logdir
   /dev/null trained into the default folder under $HOME). Now exit 2 with
   one message, and the trainer is never reached."""
-  from harmony_v3 import runner
+  from harmony_v3.run import runner
   monkeypatch.chdir(tmp_path)
   monkeypatch.setenv('HOME', str(tmp_path))
   trained = []
