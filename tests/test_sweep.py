@@ -521,7 +521,7 @@ def test_slurm_report_job_writes_the_score_table(fake, capsys, monkeypatch):
       'import json, os, sys\n'
       f'json.dump(sys.argv[1:], open({str(fake / "scores_argv.json")!r}, '
       '"w"))\nsys.exit(int(os.environ.get("FAKE_SCORES_EXIT", 0)))\n')
-  monkeypatch.setenv(cli.SCORES_CMD_ENV, f'{sys.executable} {scores}')
+  monkeypatch.setenv(reporting.SCORES_CMD_ENV, f'{sys.executable} {scores}')
   logroot = fake / 'logs'
   the_plan = plan.Plan(logroot, ['pong', 'breakout'], [0], ['harmony'],
                        ['atari100k'], [], launch.train_command(),
