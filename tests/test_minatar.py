@@ -172,6 +172,24 @@ def test_minatar_tasks_are_listed_for_unknown_suites():
     check_task(config)
 
 
+def test_preset_is_as_documented():
+  c = load_config(['tiny', 'minatar'])
+  assert c.task == 'minatar_breakout' and c.jax.platform == 'cpu'
+  m = c.env.minatar
+  assert (m.sticky, m.ramping, m.max_steps, m.obs) == (0.1, True, 10000,
+                                                       'grid')
+  assert c.encoder.mlp_layers == c.decoder.mlp_layers == 2
+  assert c.encoder.mlp_units == c.decoder.mlp_units == 256
+  assert c.decoder.vector_dist == 'binary'
+  assert (c.rssm.deter, c.batch_size, c.batch_length) == (64, 4, 16)
+  assert c.envs.amount == 4 and c.run.train_ratio == 32
+  assert c.run.steps == 20000 and c.run.eval_every == 10000
+  assert (c.run.eval_eps, c.run.eval_envs) == (50, 25)
+  assert (c.model_opt.lr, c.actor_opt.lr, c.critic_opt.lr) == (
+      1e-3, 3e-4, 3e-4)
+  assert c.harmony.enabled
+
+
 def test_preset_selects_the_frame_in_either_form():
   for obs in ('grid', 'image'):
     config = load_config(['tiny', 'minatar'], [
