@@ -254,12 +254,19 @@ def random_returns(game: str, episodes: int, seed: int,
   return returns, lengths
 
 
+def random_returns_text(path: str | pathlib.Path | None = None) -> str:
+  """The reference CSV of random returns (harmony_v3/reference/), or `path`."""
+  if path is None:
+    import importlib.resources
+    return (importlib.resources.files('harmony_v3') / 'reference' /
+            'minatar_random.csv').read_text()
+  return pathlib.Path(path).read_text()
+
+
 def read_random_returns(path: str | pathlib.Path | None = None
                         ) -> dict[str, float]:
   """Mean random return per game from the reference CSV."""
-  if path is None:
-    path = pathlib.Path(__file__).parent / 'reference' / 'minatar_random.csv'
-  lines = [l for l in pathlib.Path(path).read_text().splitlines()
+  lines = [l for l in random_returns_text(path).splitlines()
            if l and not l.startswith('#')]
   return {row['game']: float(row['mean'])
           for row in csv.DictReader(lines)}
