@@ -1,7 +1,9 @@
 """Building environments from a config, one or a batch of them.
 
 A task is named `<suite>_<name>`: `atari_<game>` for the 26 Atari 100K games
-(harmony_v3.envs.atari) and `toy_cue` for the cue task (harmony_v3.envs.toy). `SUITES`
+(harmony_v3.envs.atari), `minatar_<game>` for the five MinAtar games
+(harmony_v3.envs.minatar) and `toy_cue` for the cue task
+(harmony_v3.envs.toy). `SUITES`
 maps each suite to its env constructor; `check_task` tells the user the
 valid names.
 """
@@ -13,7 +15,7 @@ from typing import Callable
 import dreamerv3
 import embodied
 
-from . import toy
+from . import minatar, toy
 from .games import ATARI100K_GAMES, game_from_task
 
 
@@ -24,6 +26,12 @@ def _make_atari(config: embodied.Config, seed: int,
   return Atari(game, seed=seed, **dict(config.env.atari))
 
 
+def _make_minatar(config: embodied.Config, seed: int,
+                  evaluation: bool) -> embodied.Env:
+  game = minatar.game_from_task(config.task)
+  return minatar.MinAtar(game, seed=seed, **dict(config.env.minatar))
+
+
 def _make_toy(config: embodied.Config, seed: int,
               evaluation: bool) -> embodied.Env:
   return toy.Cue(**dict(config.env.toy), evaluation=evaluation, seed=seed)
@@ -32,6 +40,7 @@ def _make_toy(config: embodied.Config, seed: int,
 # Task suite -> constructor(config, seed, evaluation) of the raw env.
 SUITES: dict[str, Callable[..., embodied.Env]] = {
     'atari': _make_atari,
+    'minatar': _make_minatar,
     'toy': _make_toy,
 }
 
@@ -40,6 +49,8 @@ def valid_tasks() -> str:
   """The valid task names, in words, for error messages."""
   return ("atari_<game> for the 26 Atari 100K games (e.g. 'atari_pong'; "
           f"games: {', '.join(ATARI100K_GAMES)}), "
+          "minatar_<game> for the five MinAtar games (e.g. 'minatar_breakout'; "
+          f"games: {', '.join(minatar.GAMES)}), "
           + ', '.join(f"'toy_{name}'" for name in toy.TASK_NAMES))
 
 
@@ -50,6 +61,12 @@ def check_task(config: embodied.Config) -> str:
   suite, _, name = task.partition('_')
   if suite == 'atari':
     game_from_task(task)  # Unknown games fail here, listing valid ones.
+  elif suite == 'minatar':
+    minatar.game_from_task(task)  # Unknown games fail here, listing the five.
+    problems = minatar.option_problems(**dict(config.env.minatar))
+    problems += minatar.encoder_problems(config)
+    if problems:
+      raise ValueError('Invalid config: ' + '; '.join(problems))
   elif suite == 'toy' and name in toy.TASK_NAMES:
     problems = toy.option_problems(**dict(config.env.toy))
     if problems:
