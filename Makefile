@@ -58,7 +58,7 @@ bench: install
 WHEELHOUSE ?= .whl
 TFP_PIN := $(shell grep -o 'tfp-nightly==[^"]*' pyproject.toml)
 OFFLINE_WHEELS := $(TFP_PIN) decorator gast dm-tree ruamel.yaml \
-	ruamel.yaml.clib gymnasium farama-notifications ale-py tensorboardX
+	ruamel.yaml.clib gymnasium farama-notifications ale-py tensorboardX minatar
 PLATFORMS := $(foreach tag,1 2014 _2_17 _2_24 _2_27 _2_28,\
 	--platform manylinux$(tag)_x86_64)
 wheelhouse: install

@@ -392,14 +392,12 @@ def fake(tmp_path, monkeypatch):
 
 
 def test_minatar_suite_plan_defaults(fake, capsys, monkeypatch):
-  # The preset 'minatar' comes with the MinAtar suite, not in this branch.
-  monkeypatch.setattr(sweep_cli, 'check_train_flags', lambda *a: None)
   code = sweep_cli.main(['--suite', 'minatar', '--both', '--dry-run',
                          '--logroot', str(fake / 'logs')])
   out = capsys.readouterr().out
   assert code == 0
   assert 'MinAtar sweep: 5 game(s) x 5 seed(s) x harmony+dreamerv3' in out
-  assert '--task minatar_<game> --configs minatar' in out
+  assert '--task minatar_<game> --configs tiny minatar' in out
   assert '50 runs: 0 done, 0 resume, 50 new' in out
   args = sweep_cli.parse_args(['--suite', 'minatar'])
   assert args.logroot == '~/logdir/harmony_v3_minatar'

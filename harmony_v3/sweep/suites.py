@@ -3,7 +3,7 @@
   atari100k  (default) the 26 Atari 100K games, tasks atari_<game>, preset
              atari100k, runs in ~/logdir/harmony_v3_atari100k, one GPU each
   minatar    the 5 MinAtar games (Young & Tian, 2019), tasks minatar_<game>,
-             preset minatar, runs in ~/logdir/harmony_v3_minatar, on the CPU
+             presets tiny minatar, runs in ~/logdir/harmony_v3_minatar, on the CPU
              (scripts/run_minatar.sh), all cores at once by default
 
 Each run's step budget is its preset's `run.steps`; the sweep passes none.
@@ -37,7 +37,8 @@ SUITES: dict[str, Suite] = {
                        ('atari100k',), '~/logdir/harmony_v3_atari100k',
                        cpu=False),
     'minatar': Suite('minatar', 'MinAtar', 'minatar', MINATAR_GAMES,
-                     ('minatar',), '~/logdir/harmony_v3_minatar', cpu=True),
+                     ('tiny', 'minatar'), '~/logdir/harmony_v3_minatar',
+                     cpu=True),
 }
 DEFAULT_SUITE = 'atari100k'
 
