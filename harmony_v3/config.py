@@ -159,6 +159,8 @@ def validate(config: embodied.Config) -> None:
                     'with harmony.enabled')
   from .world_model import harmony_config_problems  # The opt-in variants' keys.
   problems += harmony_config_problems(config.harmony)
+  from .run.tracking import tracking_problems  # run.track: wandb installed?
+  problems += tracking_problems(run)
   if problems:
     raise ConfigError('Invalid config:\n  ' + '\n  '.join(problems))
   if config.harmony.enabled:
