@@ -7,8 +7,8 @@ TASK ?= atari_pong
 CONFIGS ?= atari100k
 ARGS ?=
 
-.PHONY: install install-gpu install-ray train test test-slurm sweep scores bench \
-	wheelhouse clean
+.PHONY: install install-gpu install-ray install-track train test test-slurm \
+	sweep scores bench wheelhouse clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ install-gpu: install
 # Ray for `run_atari100k.sh --engine ray` and its tests (the `ray` extra).
 install-ray: install
 	$(PY) -m pip install -e '.[test,ray]'
+
+# Weights & Biases for `--run.track wandb` and its tests (the `track` extra).
+install-track: install
+	$(PY) -m pip install -e '.[test,track]'
 
 train: install
 	$(PY) -m harmony_v3.train --task $(TASK) --configs $(CONFIGS) $(ARGS)

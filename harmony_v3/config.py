@@ -45,6 +45,18 @@ def available_presets() -> list[str]:
   return sorted(names - {'defaults'})
 
 
+def preset_task(name: str) -> str | None:
+  """The task that preset `name` sets (its base_presets' included), or None
+  for one that leaves the task alone (a model size, `tiny`, ...)."""
+  ours, base = our_presets(), base_presets()
+  preset = ours.get(name, base.get(name, {}))
+  if 'task' in preset:
+    return str(preset['task'])
+  tasks = [base[parent]['task'] for parent in preset.get('base_presets', [])
+           if 'task' in base.get(parent, {})]
+  return str(tasks[-1]) if tasks else None
+
+
 def _merge(base: dict, extra: dict) -> dict:
   merged = copy.deepcopy(base)
   for key, value in extra.items():
@@ -158,6 +170,12 @@ def validate(config: embodied.Config) -> None:
   if config.jax.platform not in ('cpu', 'gpu', 'tpu', 'cuda'):
     problems.append(f"jax.platform must be cpu, gpu or tpu, got "
                     f"'{config.jax.platform}'")
+  if len(config.jax.policy_devices) != 1 or len(config.jax.train_devices) != 1:
+    problems.append(
+        'multi-device training is not supported: jax.policy_devices and '
+        'jax.train_devices must name one device each (DreamerV3 1.5.0 '
+        'replicates over several with jax.device_put_replicated, which '
+        'current JAX no longer has)')
   if config.jax.precision not in ('float32', 'float16', 'bfloat16'):
     problems.append(f"jax.precision must be float32, float16 or bfloat16, got "
                     f"'{config.jax.precision}'")
@@ -180,6 +198,8 @@ def validate(config: embodied.Config) -> None:
   from .world_model import harmony_config_problems  # The opt-in variants' keys.
   problems += harmony_config_problems(config.harmony)
   problems += _moot_harmony_keys(config)
+  from .run.tracking import tracking_problems  # run.track: wandb installed?
+  problems += tracking_problems(run)
   if problems:
     raise ConfigError('Invalid config:\n  ' + '\n  '.join(problems))
   if config.harmony.enabled:

@@ -17,20 +17,66 @@ import sys
 import warnings
 from typing import Sequence
 
-from .config import ConfigError, available_presets, load_config
+from .config import ConfigError, available_presets, load_config, preset_task
 from .run.stop_signals import StopSignals
 
 
+def preset_support() -> tuple[dict[str, str | None], dict[str, str]]:
+  """(presets that work here -> the task they set, or None for one that
+  keeps the task; presets that do not -> why).
+
+  A preset works if its config is valid and its task's suite is registered
+  in harmony_v3.envs.SUITES, so a new suite's presets show up by themselves.
+  """
+  from .envs import SUITES
+  usable, unsupported = {}, {}
+  for name in available_presets():
+    task = preset_task(name)
+    suite = task.partition('_')[0] if task else None
+    if suite is not None and suite not in SUITES:
+      unsupported[name] = f'needs the {suite} environments'
+      continue
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        load_config([name])
+    except (ConfigError, ValueError) as e:
+      problem = str(e).removeprefix('Invalid config:').strip()
+      unsupported[name] = problem.split(':')[0]
+      continue
+    usable[name] = task
+  return usable, unsupported
+
+
+def presets_help() -> str:
+  """The --help text on presets: which work, with their task; which not."""
+  usable, unsupported = preset_support()
+  lines = ['presets (--configs):']
+  lines += [f'  {name:<12}task {task}' for name, task in usable.items()
+            if task]
+  keep = [name for name, task in usable.items() if not task]
+  if keep:
+    lines.append(f'  {", ".join(keep)}: keep the task of the presets before '
+                 'them, or --task')
+  if unsupported:
+    lines.append('not supported yet:')
+    lines += [f'  {name:<12}{why}' for name, why in unsupported.items()]
+  return '\n'.join(lines)
+
+
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+  from .envs import SUITES
+  asks_help = any(arg in ('-h', '--help') for arg in argv)
   parser = argparse.ArgumentParser(
       prog='python -m harmony_v3.train', description=__doc__,
+      epilog=presets_help() if asks_help else None,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--task', default=None,
-                      help='atari_<game>, e.g. atari_pong, or toy_cue '
-                           '(default: preset)')
+                      help='<suite>_<name>, e.g. atari_pong or toy_cue; '
+                           f'suites: {", ".join(SUITES)} (default: preset)')
   parser.add_argument('--configs', nargs='+', default=['atari100k'],
                       help='presets applied in order (default: atari100k); '
-                           'available: ' + ', '.join(available_presets()))
+                           'listed below')
   parser.add_argument('--seed', type=int, default=None)
   parser.add_argument('--logdir', default=None,
                       help='run folder (default: ~/logdir/harmony_v3/'
@@ -60,7 +106,13 @@ def build_config(argv: Sequence[str]):
     if value is not None:
       rest += [f'--{key}', str(value)]
   config = load_config(args.configs, rest)
-  from .envs import check_task
+  from .envs import SUITES, check_task
+  suite = str(config.task).partition('_')[0]
+  for name in args.configs:
+    if suite not in SUITES and preset_task(name) == config.task:
+      raise ConfigError(
+          f"Preset '{name}' trains {config.task}, but harmony_v3 has no "
+          f"{suite} environments yet (--help lists the presets that work).")
   check_task(config)  # Unknown tasks fail here, listing valid ones.
   if args.logdir is None and config.logdir == '/dev/null':  # Not given.
     config = config.update(logdir=default_logdir(config))

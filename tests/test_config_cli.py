@@ -191,3 +191,49 @@ def test_the_default_logdir_is_only_for_no_logdir(monkeypatch, tmp_path):
   c = train.build_config(['--task', 'atari_pong', '--configs', 'tiny',
                           '--logdir', str(run), '--run.eval_every', '400'])
   assert c.logdir == str(run)
+
+
+def _help(capsys) -> str:
+  with pytest.raises(SystemExit) as exit_:
+    train.main(['--help'])
+  assert exit_.value.code == 0
+  return capsys.readouterr().out
+
+
+def _section(text: str, title: str) -> str:
+  return text.split(title, 1)[1].split('not supported yet:')[0]
+
+
+def test_help_lists_the_presets_that_work_and_what_the_others_need(capsys):
+  text = _help(capsys)
+  usable = _section(text, 'presets (--configs):')
+  unsupported = text.split('not supported yet:', 1)[1]
+  for name, task in (('atari100k', 'atari_pong'), ('tiny', 'atari_pong'),
+                     ('cue', 'toy_cue')):
+    assert f'{name}' in usable and f'task {task}' in usable
+  assert 'small' in usable and 'keep the task' in usable
+  for name, suite in (('dmc_vision', 'dmc'), ('crafter', 'crafter'),
+                      ('minecraft', 'minecraft')):
+    assert name not in usable
+    assert f'{name}' in unsupported and f'needs the {suite} environments' in (
+        unsupported)
+  assert 'multicpu' in unsupported and 'multi-device' in unsupported
+
+
+def test_a_registered_suite_makes_its_presets_usable(capsys, monkeypatch):
+  """As a new suite (MinAtar, say) added to harmony_v3.envs.SUITES."""
+  from harmony_v3 import envs
+  monkeypatch.setitem(envs.SUITES, 'dmc', lambda *args: None)
+  usable = _section(_help(capsys), 'presets (--configs):')
+  assert 'dmc_vision' in usable and 'task dmc_walker_walk' in usable
+
+
+def test_an_unsupported_preset_is_one_clear_error(capsys, tmp_path):
+  code, err = _main_error(capsys, ['--configs', 'dmc_vision', '--logdir',
+                                   str(tmp_path / 'run')])
+  assert code == 2
+  assert ("Preset 'dmc_vision' trains dmc_walker_walk, but harmony_v3 has no "
+          'dmc environments yet') in err
+  with pytest.raises(ConfigError, match='multi-device training is not '
+                                        'supported'):
+    load_config(['tiny', 'multicpu'])

@@ -16,6 +16,7 @@
   faults.py        fault points for the fault-injection tests
   vectorized.py    R runs' train updates in one vmapped call
   summary.py       python -m harmony_v3.run.summary: speed, weights, time to optimum
+  tracking.py      --run.track wandb: scalars, config and harmonizer weights to W&B
 
 Nothing is imported here: `import harmony_v3.run` stays cheap.
 """

@@ -16,7 +16,8 @@ from ..config import defaults as config_defaults
 RESUMABLE_CHANGES = (
     'run.steps', 'run.progress', 'run.log_every', 'run.save_every',
     'run.eval_processes', 'run.compilation_cache', 'run.report', 'logdir',
-    'jax.platform', 'jax.prealloc', 'jax.mem_fraction', 'data_loaders')
+    'jax.platform', 'jax.prealloc', 'jax.mem_fraction', 'data_loaders',
+    'run.track', 'run.track_project', 'run.track_group')
 
 
 def config_differences(saved, new, defaults=None) -> list:

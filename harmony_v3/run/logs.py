@@ -17,6 +17,7 @@ import os
 import pathlib
 import struct
 import time
+from typing import Sequence
 
 import embodied
 import numpy as np
@@ -206,9 +207,11 @@ def _to_uint8(value: np.ndarray) -> np.ndarray:
 
 
 def make_logger(step: embodied.Counter, logdir: pathlib.Path,
-                repeat: int) -> embodied.Logger:
-  """A logger writing `metrics.jsonl` and TensorBoard files into `logdir`."""
+                repeat: int, extra: Sequence = ()) -> embodied.Logger:
+  """A logger writing `metrics.jsonl` and TensorBoard files into `logdir`,
+  and to the `extra` outputs (a tracker, see tracking.py)."""
   return embodied.Logger(step, [
       MetricsJSONL(logdir / 'metrics.jsonl', repeat),
       TensorBoardFrames(logdir, repeat),
+      *extra,
   ])

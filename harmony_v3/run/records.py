@@ -1,6 +1,7 @@
 """What a run writes as it goes: one line per training episode
 (episodes.jsonl), per evaluation (eval.jsonl) and per log (metrics.jsonl, by
-the logger), and TensorBoard events with frames on the x-axis."""
+the logger), and TensorBoard events with frames on the x-axis; with
+`run.track`, the logger's scalars also go to the tracker (tracking.py)."""
 from __future__ import annotations
 
 import pathlib
@@ -11,6 +12,7 @@ import embodied
 import numpy as np
 
 from .logs import JSONLines, make_logger, truncate_tensorboard
+from .tracking import make_tracker
 
 
 class RunRecords:
@@ -28,6 +30,7 @@ class RunRecords:
     # The evaluations so far, as in eval.jsonl; checkpoints hold a copy.
     self.eval_records: list[dict] = []
     self.logger = None
+    self.tracker = None
 
   def cut_back(self, step: int, resumed: bool, log: Callable[[str], None],
                evals: list[dict] | None = None) -> None:
@@ -64,9 +67,18 @@ class RunRecords:
         f'the checkpoint (it was missing, cut or changed): written anew '
         'from the checkpoint.')
 
-  def open_logger(self) -> None:
-    """Start the logger (metrics.jsonl and TensorBoard)."""
-    self.logger = make_logger(self.step, self.logdir, self.repeat)
+  def open_logger(self, config: embodied.Config, resuming: bool) -> None:
+    """Start the logger (metrics.jsonl, TensorBoard, and the tracker that
+    `run.track` asks for); `resuming`: a checkpoint is being resumed."""
+    self.tracker = make_tracker(config, self.logdir, self.repeat, resuming)
+    extra = [self.tracker] if self.tracker else []
+    self.logger = make_logger(self.step, self.logdir, self.repeat, extra)
+
+  def close_logger(self, exit_code: int) -> None:
+    """Finish the tracker's run, if any, with the run's exit code."""
+    if self.tracker is not None:
+      tracker, self.tracker = self.tracker, None
+      tracker.close(exit_code)
 
   def episode(self, ep: dict) -> None:
     """Record a finished training episode."""

@@ -10,6 +10,7 @@ Run folder:
   checkpoint.ckpt   agent, counters, config and the replay manifest
   replay/           the replay buffer, in chunk files
   done.json         written when the run has finished
+  tracking.json     the W&B run id, with --run.track wandb (tracking.py)
   .trainer.lock     held by the trainer while it runs (`run_lock`)
 
 The checkpoint is the one record of where a run is. A resume brings the
@@ -135,7 +136,7 @@ class Trainer:
     self.replay = self.saver.open_replay()
     self.agent = agent_cls(
         train_env.obs_space, train_env.act_space, self.step, config)
-    self.records.open_logger()
+    self.records.open_logger(config, resuming=folder.payload is not None)
     self.logger = self.records.logger
     self.metrics = embodied.Metrics()
     self.progress = Progress(
@@ -157,6 +158,10 @@ class Trainer:
     self.state.ratio_prev = self.should_train._prev
     self.saver.save(self.agent, int(self.step), self.state, self.replay,
                     self.records)
+
+  def close(self, exit_code: int) -> None:
+    """End the run's tracking (run.track), with the process's exit code."""
+    self.records.close_logger(exit_code)
 
   def _restore(self) -> bool:
     """Load the checkpoint if there is one; True if the run resumed."""
@@ -349,6 +354,13 @@ class Trainer:
     raise Interrupted()
 
 
+def _exit_code(error: BaseException) -> int:
+  """The exit code that `train` gives for `error`."""
+  if isinstance(error, Interrupted):
+    return EXIT_INTERRUPTED
+  return 2 if isinstance(error, (ConfigError, RunError)) else 1
+
+
 def train(config: embodied.Config, agent_cls,
           make_envs: Callable[[embodied.Config], tuple],
           signals: StopSignals, log=print) -> int:
@@ -371,7 +383,13 @@ def train(config: embodied.Config, agent_cls,
       envs = list(make_envs(config))
       trainer = Trainer(config, agent_cls, *envs, folder, signals, log=log)
       log(f'Logdir: {trainer.logdir}')
-      summary = trainer.run()
+      try:
+        summary = trainer.run()
+      except BaseException as e:
+        with contextlib.suppress(Exception):  # The error is what to report.
+          trainer.close(_exit_code(e))
+        raise
+      trainer.close(0)
     log(f"Done: {summary['steps']:,} steps, final evaluation "
         f"{summary['final_eval_mean']} at {summary['final_eval_frames']} "
         'frames.')

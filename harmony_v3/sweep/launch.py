@@ -12,7 +12,7 @@ import sys
 import time
 
 from .devices import default_mem_fraction
-from .plan import METHOD_FLAGS, Plan, Run
+from .plan import METHOD_FLAGS, Plan, Run, flag_keys
 from .suites import DEFAULT_SUITE, get_suite
 
 # Replaces `python -m harmony_v3.train` (for tests and odd setups).
@@ -49,6 +49,8 @@ class Launch:
       args += ['--jax.mem_fraction', f'{self.mem_fraction:g}']
     if self.cache:
       args += ['--run.compilation_cache', str(self.cache)]
+    if 'run.track_group' not in flag_keys(self.extra):  # For --run.track.
+      args += ['--run.track_group', f'{run.method}-{run.game}']
     return args + list(self.extra)
 
   def env_changes(self, device: str | None) -> dict[str, str]:
