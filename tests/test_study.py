@@ -221,3 +221,30 @@ def test_settled_within_is_the_update_from_which_s_stays_near_its_target():
   assert settled_within(s, targets) == 4
   assert settled_within(s[:3], targets[:3]) is None  # Ends outside.
   assert settled_within(np.full(3, 2.0), np.full(3, 2.0)) == 1
+
+
+def test_trace_keeps_every_update_and_reports_the_signs_of_trouble(
+    quick_study, tmp_path, python):
+  out, _ = quick_study
+  path = tmp_path / 'trace.json'
+  proc = subprocess.run(
+      [python, '-m', 'harmony_v3.study.trace', 'harmony_closed_form',
+       '--preset', 'equilibrium', '--quick', '--data', str(out / 'data'),
+       '--updates', '4', '--eval-every', '2', '--set', 'harmony.warmup', '4',
+       '--out', str(path)], capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  trace = json.loads(path.read_text())
+  assert 'partial' not in trace and trace['set'] == {'harmony.warmup': '4'}
+  weights = trace['history']['harmony_weight_obs']
+  assert len(weights) == 4 and weights[-1] < weights[0] < 1  # The ramp.
+  assert 'dyn loss at the free-bits floor (1 nat)' in proc.stdout
+  from harmony_v3.study.trace import diagnostics, shown_updates
+  assert shown_updates(120) == [1, 2, 5, 10, 20, 50, 100, 120]
+  lines = diagnostics({'dyn_loss_mean': [3.0, 1.0, 1.0, 2.0],
+                       'model_opt_grad_norm': [5e3, 10.0, 20.0, 30.0],
+                       'image_loss_mean': [1.0] * 4,
+                       'reward_loss_mean': [1.0] * 4}, window=2, top=1)
+  assert lines[0].endswith('first at update 2; share of updates per 2: '
+                           '0.50, 0.50')
+  assert lines[1].endswith('share per 2: 0.50, 0.00')
+  assert lines[3].startswith('  1: 5,000')

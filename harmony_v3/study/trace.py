@@ -116,11 +116,38 @@ def summary_lines(result: dict) -> list[str]:
   for update in shown_updates(len(history[keys[0]])):
     lines.append(f'| {update:,} | ' + ' | '.join(
         f'{history[k][update - 1]:.4g}' for k in keys) + ' |')
+  lines += ['', *diagnostics(history)]
   lines += ['', '| update | reward error tf | obs. loss tf | KL |',
             '|---|---|---|---|']
   for point in result['curves']:
     lines.append(f"| {point['update']:,} | {point['reward_mse_tf']:.4f} | "
                  f"{point['obs_loss_tf']:.1f} | {point['kl']:.3f} |")
+  return lines
+
+
+def diagnostics(history: dict, free: float = 1.0, window: int = 500,
+                top: int = 5) -> list[str]:
+  """The two signs of trouble seen in the study: KL losses at DreamerV3's
+  free-bits floor (`free` nats: the latent carries almost nothing and the
+  KL gives no gradient), and gradient-norm spikes (the model optimizer
+  clips at 1,000)."""
+  import numpy as np
+  dyn = np.array(history['dyn_loss_mean'])
+  grad = np.array(history['model_opt_grad_norm'])
+  floor = dyn <= free + 1e-4
+  shares = ', '.join(f'{floor[i:i + window].mean():.2f}'
+                     for i in range(0, len(dyn), window))
+  first = f'{int(np.argmax(floor)) + 1:,}' if floor.any() else 'never'
+  lines = [f'dyn loss at the free-bits floor ({free:g} nat): first at update '
+           f'{first}; share of updates per {window}: {shares}',
+           f'gradient norm above the clip (1,000): share per {window}: '
+           + ', '.join(f'{(grad[i:i + window] > 1000).mean():.2f}'
+                       for i in range(0, len(grad), window)),
+           f'largest gradient norms (update: norm, image, reward, dyn loss):']
+  for i in sorted(np.argsort(grad)[::-1][:top]):
+    lines.append(f"  {i + 1:,}: {grad[i]:,.0f}, "
+                 f"{history['image_loss_mean'][i]:.1f}, "
+                 f"{history['reward_loss_mean'][i]:.3f}, {dyn[i]:.2f}")
   return lines
 
 
