@@ -3,15 +3,23 @@
   python -m harmony_v3.study.trace ARM --data STUDY/data [--seed N]
       [--updates N] [--eval-every N] [--preset default|equilibrium] [--quick]
       [--set KEY VALUE ...] [--out FILE.json]
+  python -m harmony_v3.study.trace --predict FILE.json [--updates N]
 
 A diagnostic, not part of the study's table: it trains one arm exactly as the
 study does (same dataset, batches, keys and initial model for a seed) and
 keeps every update's train metrics (per-term losses, the gradient norm before
 the clip, each harmonizer's loss, `s` and weight) instead of 200 points.
 `--set` changes config keys on top of the arm's (e.g. `--set
-harmony.closed_form_start neutral`). It prints the metrics at a few updates
-and writes everything to `--out`. The dataset must be the preset's (the
-study's `data/` folder is reused, never collected here).
+harmony.warmup 500`). It prints the metrics at a few updates and writes
+everything to `--out`. The dataset must be the preset's (the study's `data/`
+folder is reused, never collected here).
+
+`--predict` reads the trace of a `harmony` run (the paper's setting) and
+predicts when each `s_i` comes within 10% of its optimum: it replays the
+model optimizer on `s_i` alone (the clip at global norm 1,000 from the
+logged gradient norm, then Adam at `model_opt.lr`), which reproduces the
+logged `s_i`, and continues for `--updates` in all with each loss held at
+its mean over the last 500 updates.
 """
 from __future__ import annotations
 
@@ -31,9 +39,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       prog='python -m harmony_v3.study.trace', description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('arm', choices=list(study_settings.ARMS))
-  parser.add_argument('--data', required=True,
-                      help="a study's data/ folder (made with the preset)")
+  parser.add_argument('arm', nargs='?', choices=list(study_settings.ARMS))
+  parser.add_argument('--data', help="a study's data/ folder (made with the "
+                                     'preset)')
+  parser.add_argument('--predict', metavar='TRACE',
+                      help="a harmony arm's trace: predict when each "
+                           'harmonizer reaches its optimum')
   parser.add_argument('--preset', default='default',
                       choices=list(study_settings.PRESETS))
   parser.add_argument('--quick', action='store_true',
@@ -46,7 +57,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                       help='a config key on top of the arm (repeatable)')
   parser.add_argument('--out', default=None, help='write the trace here')
   parser.add_argument('--platform', default='cpu', choices=['cpu', 'gpu'])
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  if not args.predict and not (args.arm and args.data):
+    parser.error('ARM and --data are needed (or --predict TRACE)')
+  return args
 
 
 def shown_updates(updates: int) -> list[int]:
@@ -151,8 +165,61 @@ def diagnostics(history: dict, free: float = 1.0, window: int = 500,
   return lines
 
 
+def replay_s(losses, clip, lr: float, rectified: bool = True,
+             eps: float = 1e-8, b1: float = 0.9, b2: float = 0.999):
+  """`s` used at each update when DreamerV3's model optimizer (gradient
+  scaled by `clip[t]`, then Adam, then `-lr`) trains it on `losses[t]`."""
+  import numpy as np
+  s, m, v, used = 0.0, 0.0, 0.0, []
+  for t, (loss, scale) in enumerate(zip(losses, clip), 1):
+    used.append(s)
+    sigma = np.exp(s)
+    reg = sigma / (1 + sigma) if rectified else 1.0
+    grad = (-loss / sigma + reg) * scale
+    m = b1 * m + (1 - b1) * grad
+    v = b2 * v + (1 - b2) * grad * grad
+    s -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+  return np.array(used)
+
+
+def predict(trace: dict, updates: int, lr: float = 1e-3,
+            clip: float = 1000.0, rectified: bool = True) -> dict:
+  """Per harmonizer: the logged and replayed final `s`, and the predicted
+  first update within 10% of `log sigma*` (None: not within `updates`)."""
+  import numpy as np
+  from ..adaptation import first_within
+  from .evaluate import TOLERANCE, optimal_log_sigmas
+  history = trace['history']
+  done = len(history['model_opt_grad_norm'])
+  scale = np.minimum(1.0, clip / np.array(history['model_opt_grad_norm']))
+  scale = np.concatenate([scale, np.ones(max(0, updates - done))])
+  out = {}
+  for task in ('reward', 'obs', 'dyn'):
+    logged = np.array(history[f'harmony_loss_{task}'])
+    losses = np.concatenate([logged, np.full(
+        max(0, updates - done), logged[-500:].mean())])
+    s = replay_s(losses, scale, lr, rectified)
+    target = optimal_log_sigmas({task: losses}, rectified)[task]
+    out[task] = {'logged_s': history[f'harmony_s_{task}'][-1],
+                 'replayed_s': float(s[done - 1]),
+                 'held_loss': float(logged[-500:].mean()),
+                 'first_within_10pct': first_within(s, target, TOLERANCE)}
+  return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(list(sys.argv[1:] if argv is None else argv))
+  if args.predict:
+    from .settings import preset
+    for task, row in predict(
+        json.loads(pathlib.Path(args.predict).read_text()),
+        args.updates or 20_000, preset(args.preset).model_lr).items():
+      reached = row['first_within_10pct']
+      print(f"{task}: s {row['logged_s']:.4f} logged, {row['replayed_s']:.4f} "
+            f"replayed; with the loss held at {row['held_loss']:.3g}, within "
+            f"10% of log sigma* from update "
+            + ('never' if reached is None else f'{reached:,}'))
+    return 0
   result = trace(args)
   print('\n'.join(summary_lines(result)))
   if args.out:
