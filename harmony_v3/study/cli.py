@@ -36,7 +36,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument('--out', default=None, help='study folder')
   parser.add_argument('--preset', default='default',
                       choices=list(study_settings.PRESETS),
-                      help='default: 2,000 updates, every arm, 2 seeds; '
+                      help='default: 2,000 updates, six arms, 2 seeds; '
                            "equilibrium: until the harmony arm's "
                            'harmonizers reach their optimum')
   parser.add_argument('--quick', action='store_true',
