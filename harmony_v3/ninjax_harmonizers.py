@@ -101,17 +101,27 @@ class ClosedFormHarmonizers(nj.Module):
   weights the losses by the optimum of that mean. Gradients flow neither into
   the mean nor into `sigma_i`, so the model's gradient is `L_i' / sigma_i`.
   Under a constant loss `L` the mean equals `L` from the first update on.
+
+  `warmup > 0` (also NOT the paper's setting) starts from the paper's
+  initial weights instead: `log sigma_i` is the closed form's times
+  `min(1, update / warmup)`, so every weight starts at 1 (`s_i = 0`, as the
+  learned harmonizers do) and reaches the closed form after `warmup`
+  updates. Without it the first update divides the image loss by about its
+  own size (thousands), before the model has learned anything from images.
   """
 
   trained_by_model_optimizer = False
 
   def __init__(self, tasks: tuple[str, ...], rectified: bool = True,
-               ema: float = 0.99):
+               ema: float = 0.99, warmup: int = 0):
     if not 0 <= ema < 1:
       raise ValueError(f'ema must be in [0, 1), got {ema}.')
+    if warmup < 0:
+      raise ValueError(f'warmup must be >= 0, got {warmup}.')
     self.tasks = tuple(tasks)
     self.rectified = rectified
     self.ema = ema
+    self.warmup = int(warmup)
 
   def means(self, losses: Mapping[str, jnp.ndarray]) -> dict[str, jnp.ndarray]:
     """Update the running means with `losses` and return them (debiased)."""
@@ -137,6 +147,10 @@ class ClosedFormHarmonizers(nj.Module):
   def __call__(self, losses: Mapping[str, jnp.ndarray]):
     """Return the harmonious loss of `losses` and the `log sigma_i` used."""
     means = self.means(losses)
-    log_sigmas = {k: sg(optimal_log_sigma(m, self.rectified))
+    ramp = 1.0
+    if self.warmup:
+      ramp = jnp.minimum(1.0, self.get('count', jnp.zeros, (), jnp.float32)
+                         / self.warmup)
+    log_sigmas = {k: sg(ramp * optimal_log_sigma(m, self.rectified))
                   for k, m in means.items()}
     return harmonious_loss(losses, log_sigmas, self.rectified), log_sigmas

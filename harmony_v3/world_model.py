@@ -44,7 +44,8 @@ def variant_name(harmony) -> str | None:
   if not harmony.enabled:
     return None
   if harmony.mode == 'closed_form':
-    return f'closed_form (ema {harmony.ema:g})'
+    warmup = f', warmup {harmony.warmup:g}' if harmony.warmup else ''
+    return f'closed_form (ema {harmony.ema:g}{warmup})'
   if harmony.lr > 0:
     return f'own_lr (lr {harmony.lr:g})'
   return None
@@ -64,6 +65,12 @@ def harmony_config_problems(harmony) -> list[str]:
   if harmony.mode == 'closed_form' and harmony.lr > 0:
     problems.append('harmony.lr applies to harmony.mode learned only; '
                     'closed_form learns no s_i')
+  if not (harmony.warmup >= 0 and float(harmony.warmup).is_integer()):
+    problems.append(f'harmony.warmup must be a whole number >= 0, got '
+                    f'{harmony.warmup}')
+  elif harmony.warmup and harmony.mode != 'closed_form':
+    problems.append('harmony.warmup applies to harmony.mode closed_form '
+                    'only; learned s_i start at 0 anyway')
   return problems
 
 
@@ -72,7 +79,8 @@ def make_harmonizers(harmony, model_opt, name: str = 'harmonizers'):
   rectified = bool(harmony.rectified)
   if harmony.mode == 'closed_form':
     return ClosedFormHarmonizers(
-        TASKS, rectified=rectified, ema=float(harmony.ema), name=name)
+        TASKS, rectified=rectified, ema=float(harmony.ema),
+        warmup=int(harmony.warmup), name=name)
   if harmony.lr > 0:
     return OwnLrHarmonizers(TASKS, rectified=rectified, lr=float(harmony.lr),
                             eps=float(model_opt.eps), name=name)

@@ -52,6 +52,22 @@ def test_closed_form_weights_are_the_optimum_of_the_running_mean(rectified):
       'count', 'ema_dyn', 'ema_obs', 'ema_reward']
 
 
+def test_closed_form_warmup_starts_at_weight_one_and_ramps_to_the_optimum():
+  module = ClosedFormHarmonizers(TASKS, ema=0.9, warmup=4, name='cf')
+  constant = {'reward': 0.3, 'obs': 250.0, 'dyn': 2.0}
+  state = {}
+  for update in range(1, 7):
+    (_, log_sigmas), state = _run(module, state, constant)
+    ramp = min(1.0, update / 4)
+    for key, value in constant.items():  # log sigma = ramp * log sigma*.
+      np.testing.assert_allclose(
+          log_sigmas[key], ramp * np.log(optimal_sigma(value)), rtol=1e-5)
+  # Without warmup the first update already divides obs by about 250.
+  (_, cold), _ = _run(ClosedFormHarmonizers(TASKS, name='c0'), {}, constant)
+  np.testing.assert_allclose(np.exp(cold['obs']), optimal_sigma(250.0),
+                             rtol=1e-5)
+
+
 def test_closed_form_passes_no_gradient_into_its_weights():
   module = ClosedFormHarmonizers(TASKS, ema=0.5, name='cf')
 
@@ -105,6 +121,12 @@ def test_config_picks_the_variant_and_the_default_is_the_papers():
   module = make_harmonizers(closed.harmony, closed.model_opt, name='c')
   assert isinstance(module, ClosedFormHarmonizers)
   assert 'closed_form' in variant_name(closed.harmony)
+  assert module.warmup == 0 and 'warmup' not in variant_name(closed.harmony)
+  warm = load_config(['tiny'], ['--harmony.mode', 'closed_form',
+                                '--harmony.warmup', '500'])
+  module = make_harmonizers(warm.harmony, warm.model_opt, name='w')
+  assert module.warmup == 500
+  assert 'warmup 500' in variant_name(warm.harmony)
   off = load_config(['tiny'], ['--harmony.enabled', 'False'])
   assert variant_name(off.harmony) is None
   with pytest.raises(ConfigError, match='harmony.lr 0.01 has no effect with '
@@ -119,6 +141,8 @@ def test_config_picks_the_variant_and_the_default_is_the_papers():
     (['--harmony.ema', '1'], 'harmony.ema must be in'),
     (['--harmony.mode', 'closed_form', '--harmony.lr', '0.1'],
      'applies to harmony.mode learned only'),
+    (['--harmony.warmup', '-1'], 'harmony.warmup must be a whole number'),
+    (['--harmony.warmup', '100'], 'applies to harmony.mode closed_form'),
 ])
 def test_bad_variant_keys_are_rejected(flags, message):
   with pytest.raises(ConfigError, match=message):

@@ -401,7 +401,7 @@ def test_minatar_suite_plan_defaults(fake, capsys, monkeypatch):
   assert '50 runs: 0 done, 0 resume, 50 new' in out
   args = sweep_cli.parse_args(['--suite', 'minatar'])
   assert args.logroot == '~/logdir/harmony_v3_minatar'
-  assert args.configs == ['minatar'] and args.cpu_workers >= 1
+  assert args.configs == ['tiny', 'minatar'] and args.cpu_workers >= 1
   atari = sweep_cli.parse_args([])  # run_atari100k.sh keeps its meaning.
   assert atari.suite == 'atari100k' and atari.configs == ['atari100k']
   assert atari.cpu_workers == 1

@@ -1,27 +1,33 @@
 """python -m harmony_v3.study --quick: outputs, the variants inside a real
 world model, resume, and input errors."""
+import dataclasses
 import json
+import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
 from harmony_v3.harmonizer import optimal_sigma
-from harmony_v3.study import cli
+from harmony_v3.study import cli, report, settings
 from harmony_v3.study.data import Split
 from harmony_v3.study.evaluate import running_mean
 
 ARMS = ('harmony_closed_form', 'harmony_lr')
+TASKS = ('reward', 'obs', 'dyn')
+QUICK_ARGS = ('--preset', 'equilibrium', '--quick', '--arms', *ARMS,
+              '--seeds', '2')
 
 
 @pytest.fixture(scope='module')
 def quick_study(tmp_path_factory, python):
+  """The equilibrium preset at the --quick size: two of its variants, two
+  seeds (so every metric has an interval)."""
   out = tmp_path_factory.mktemp('study')
   proc = subprocess.run(
-      [python, '-m', 'harmony_v3.study', '--quick', '--out', str(out),
-       '--arms', *ARMS, '--seeds', '1', '--progress', 'lines',
-       '--json', str(out / 'summary.json')],
-      capture_output=True, text=True, timeout=600)
+      [python, '-m', 'harmony_v3.study', *QUICK_ARGS, '--out', str(out),
+       '--progress', 'lines', '--json', str(out / 'summary.json')],
+      capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   return out, proc
 
@@ -81,11 +87,10 @@ def test_rerun_resumes_and_reuses_the_dataset(quick_study, capsys):
   data_time = (out / 'data' / 'train.npz').stat().st_mtime_ns
   # What a kill -9 during a write leaves behind is ignored.
   (out / 'results' / 'harmony__seed0.json.tmp').write_text('{"trunc')
-  code = cli.main(['--quick', '--out', str(out), '--arms', *ARMS,
-                   '--seeds', '1', '--progress', 'off'])
+  code = cli.main([*QUICK_ARGS, '--out', str(out), '--progress', 'off'])
   assert code == 0
   text = capsys.readouterr().out
-  assert 'Resuming: 2 of 2' in text and 'Dataset: reusing' in text
+  assert 'Resuming: 4 of 4' in text and 'Dataset: reusing' in text
   after = {p.name: p.stat().st_mtime_ns for p in (out / 'results').iterdir()}
   assert {k: after[k] for k in before} == before
   assert (out / 'data' / 'train.npz').stat().st_mtime_ns == data_time
@@ -174,3 +179,146 @@ def test_running_mean_is_the_debiased_ema():
   np.testing.assert_allclose(running_mean(values), expected)
   assert np.isclose(running_mean(np.full(50, 3.0))[-1], 3.0)
   assert optimal_sigma(3.0) > 3.0  # Rectified: sigma* above the mean.
+
+
+def test_bootstrap_interval_is_exact_deterministic_and_honest_with_few_seeds():
+  from harmony_v3.study.report import bootstrap_interval
+  # 2 or 3 seeds: the 95% percentile interval of the mean is their range.
+  assert bootstrap_interval([0.3, 0.1]) == pytest.approx((0.1, 0.3))
+  assert bootstrap_interval([0.2, 0.5, 0.3]) == pytest.approx((0.2, 0.5))
+  # 5 seeds: the exact bootstrap distribution, strictly inside the range.
+  values = [0.0, 1.0, 2.0, 3.0, 10.0]
+  low, high = bootstrap_interval(values)
+  assert 0.0 < low < np.mean(values) < high < 10.0
+  rng = np.random.default_rng(1)  # Agrees with a Monte Carlo bootstrap.
+  means = np.asarray(values)[rng.integers(5, size=(200_000, 5))].mean(1)
+  np.testing.assert_allclose((low, high), np.quantile(means, [0.025, 0.975]),
+                             atol=0.21)
+  assert bootstrap_interval(values) == (low, high)
+  # Beyond the exact range: resamples of a fixed generator, deterministic.
+  many = np.linspace(0, 1, 12)
+  assert bootstrap_interval(many) == bootstrap_interval(many)
+  assert 0 < bootstrap_interval(many)[0] < 0.5 < bootstrap_interval(many)[1]
+  assert np.isnan(bootstrap_interval([1.0])).all()
+
+
+def test_equilibrium_preset_keeps_the_default_data_batches_and_model():
+  default, equilibrium = settings.Settings(), settings.EQUILIBRIUM
+  changed = {k for k, v in dataclasses.asdict(equilibrium).items()
+             if getattr(default, k) != v}
+  # Seeds 0 and 1 get the default study's data, batches, keys and model.
+  assert changed == {'updates', 'eval_every', 'arms', 'seeds'}
+  assert equilibrium.seeds[:2] == default.seeds and len(equilibrium.seeds) >= 3
+  assert {'dreamerv3_wr100', 'harmony'} <= set(equilibrium.arms)
+  assert equilibrium.updates > default.updates
+  quick = settings.preset('equilibrium', quick=True)
+  assert (quick.arms, quick.seeds) == (equilibrium.arms, equilibrium.seeds)
+  assert quick.updates == settings.QUICK.updates
+  with pytest.raises(settings.StudyError, match='Unknown preset'):
+    settings.preset('nope')
+
+
+def test_equilibrium_quick_reports_intervals_and_per_game_rows_for_every_arm(
+    quick_study):
+  out, _ = quick_study
+  saved = json.loads((out / 'study.json').read_text())['settings']
+  assert (saved['arms'], saved['seeds']) == (list(ARMS), [0, 1])
+  assert saved['updates'] == settings.QUICK.updates
+  table = (out / 'table.md').read_text()
+  lines = table.splitlines()
+  games = ('crazy_climber', 'krull')
+  for header in ('reward error, teacher-forced', 'reward error, open-loop',
+                 'obs. loss, teacher-forced'):
+    start = lines.index(f'Per game, {header}: mean [interval] over seeds.')
+    assert lines[start + 2] == '| arm | ' + ' | '.join(games) + ' |'
+    end = (lines + [''])[start + 4:].index('') + start + 4
+    rows = [r for r in lines[start + 4:end] if r.startswith('| harmony')]
+    assert sorted(r.split(' (')[0][2:] for r in rows) == sorted(ARMS)
+    # Two seeds: every cell is a mean with its bootstrap interval.
+    assert all(r.count('[') == len(games) for r in rows), rows
+  assert 'within 10% from (per seed)' in table
+  assert (out / 'figures' / 'reward_error_equilibrium.png').stat().st_size
+  summary = _result(out, 'harmony_lr')['harmonizers']['summary']
+  assert 'updates_to_stay_within_10pct' in summary['obs']
+  # The preset's own arms and seeds, as a run without --arms gets them.
+  chosen = cli.build_settings(cli.parse_args(['--preset', 'equilibrium']))
+  assert chosen == settings.EQUILIBRIUM
+
+
+def test_report_rebuilds_from_the_result_files_alone(quick_study, tmp_path,
+                                                     python):
+  out, _ = quick_study
+  copy = tmp_path / 'copy'
+  shutil.copytree(out / 'results', copy / 'results')
+  shutil.copy(out / 'reference.json', copy / 'reference.json')
+  proc = subprocess.run([python, '-m', 'harmony_v3.study.report', str(copy)],
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for name in ('table.md', 'table.csv', 'runs.csv'):
+    assert (copy / name).read_text() == (out / name).read_text(), name
+  for name in ('heldout_curves', 'reward_error_equilibrium',
+               'harmonizer_weights'):
+    assert (copy / 'figures' / f'{name}.png').stat().st_size > 0
+  assert report.main([str(tmp_path / 'empty')]) == 2  # No reference.json.
+
+
+def test_settled_within_is_the_update_from_which_s_stays_near_its_target():
+  from harmony_v3.study.evaluate import settled_within
+  targets = np.full(6, 2.0)
+  # Within 10% at updates 2, 4, 5, 6 (1-based): first 2, settled from 4.
+  s = np.array([1.0, 1.9, 1.5, 2.1, 2.0, 1.95])
+  assert settled_within(s, targets) == 4
+  assert settled_within(s[:3], targets[:3]) is None  # Ends outside.
+  assert settled_within(np.full(3, 2.0), np.full(3, 2.0)) == 1
+
+
+def test_trace_keeps_every_update_and_reports_the_signs_of_trouble(
+    quick_study, tmp_path, python):
+  out, _ = quick_study
+  path = tmp_path / 'trace.json'
+  proc = subprocess.run(
+      [python, '-m', 'harmony_v3.study.trace', 'harmony_closed_form',
+       '--preset', 'equilibrium', '--quick', '--data', str(out / 'data'),
+       '--updates', '4', '--eval-every', '2', '--set', 'harmony.warmup', '4',
+       '--out', str(path)], capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  trace = json.loads(path.read_text())
+  assert 'partial' not in trace and trace['set'] == {'harmony.warmup': '4'}
+  weights = trace['history']['harmony_weight_obs']
+  assert len(weights) == 4 and weights[-1] < weights[0] < 1  # The ramp.
+  assert 'dyn loss at the free-bits floor (1 nat)' in proc.stdout
+  from harmony_v3.study.trace import diagnostics, shown_updates
+  assert shown_updates(120) == [1, 2, 5, 10, 20, 50, 100, 120]
+  lines = diagnostics({'dyn_loss_mean': [3.0, 1.0, 1.0, 2.0],
+                       'model_opt_grad_norm': [5e3, 10.0, 20.0, 30.0],
+                       'image_loss_mean': [1.0] * 4,
+                       'reward_loss_mean': [1.0] * 4}, window=2, top=1)
+  assert lines[0].endswith('first at update 2; share of updates per 2: '
+                           '0.50, 0.50')
+  assert lines[1].endswith('share per 2: 0.50, 0.00')
+  assert lines[3].startswith('  1: 5,000')
+
+
+def test_replay_of_the_model_optimizer_on_s_matches_optax():
+  from harmony_v3 import adaptation
+  from harmony_v3.study.trace import predict, replay_s
+  steps = 300
+  replayed = replay_s(np.full(steps, 150.0), np.ones(steps), 1e-2)
+  expected = adaptation.s_trajectory(150.0, 1e-2, steps)  # s after each.
+  np.testing.assert_allclose(replayed[1:], expected[:-1], rtol=2e-4,
+                             atol=1e-5)
+  # Unclipped, predict finds the constant-loss answer; a clip in the first
+  # updates leaves Adam a smaller second moment to forget, so s gets there
+  # sooner.
+  def first(norms):
+    history = {'model_opt_grad_norm': norms,
+               **{f'harmony_loss_{k}': [150.0] * 10 for k in TASKS},
+               **{f'harmony_s_{k}': [0.0] * 10 for k in TASKS}}
+    return predict({'history': history}, 5000, lr=1e-2)['obs'][
+        'first_within_10pct']
+  unclipped = first([10.0] * 10)
+  # One later: the study counts the update that uses s, adaptation the one
+  # that produced it.
+  assert unclipped == 1 + adaptation.updates_to_optimum(
+      150.0, 1e-2, max_updates=5000)
+  assert first([4000.0] * 10) < unclipped

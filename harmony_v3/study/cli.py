@@ -22,7 +22,8 @@ from typing import Sequence
 from ..run.progress import format_duration
 from . import settings as study_settings
 
-USAGE = """python -m harmony_v3.study [--out DIR] [--quick] [--arms ARM ...]
+USAGE = """python -m harmony_v3.study [--out DIR] [--preset default|equilibrium]
+    [--quick] [--arms ARM ...]
     [--seeds N] [--updates N] [--games GAME ...] [--platform auto|cpu|gpu]
     [--progress auto|bar|lines|off] [--workers N] [--json FILE]"""
 
@@ -33,13 +34,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
       description=sys.modules['harmony_v3.study'].__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--out', default=None, help='study folder')
+  parser.add_argument('--preset', default='default',
+                      choices=list(study_settings.PRESETS),
+                      help='default: 2,000 updates, six arms, 2 seeds; '
+                           "equilibrium: until the harmony arm's "
+                           'harmonizers reach their optimum')
   parser.add_argument('--quick', action='store_true',
-                      help='a tiny study in about a minute (tests, GPU check)')
+                      help="a tiny study in about a minute (tests, GPU "
+                           "check): the preset's arms and seeds, tiny sizes")
   parser.add_argument('--arms', nargs='+', default=None,
-                      help='arms to run (default all): '
+                      help="arms to run (default: the preset's): "
                            + ', '.join(study_settings.ARMS))
   parser.add_argument('--seeds', type=int, default=None,
-                      help='number of seeds per arm (default 2)')
+                      help="number of seeds per arm (default: the preset's)")
   parser.add_argument('--updates', type=int, default=None)
   parser.add_argument('--eval-every', type=int, default=None)
   parser.add_argument('--games', nargs='+', default=None)
@@ -56,7 +63,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def build_settings(args) -> study_settings.Settings:
-  base = study_settings.QUICK if args.quick else study_settings.Settings()
+  base = study_settings.preset(args.preset, args.quick)
   seeds = None if args.seeds is None else tuple(range(args.seeds))
   return study_settings.with_overrides(
       base, arms=args.arms, seeds=seeds, updates=args.updates,
@@ -255,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if problems:
     print('error: ' + '; '.join(problems), file=sys.stderr)
     return 2
-  default = '~/logdir/harmony_v3_study' + ('_quick' if args.quick else '')
+  default = ('~/logdir/harmony_v3_study'
+             + ('' if args.preset == 'default' else f'_{args.preset}')
+             + ('_quick' if args.quick else ''))
   out = pathlib.Path(os.path.expanduser(args.out or default)).resolve()
   message = _check_study_file(out, settings)
   if message:

@@ -47,6 +47,8 @@ def heldout_metrics(outputs: dict, targets: dict, games: np.ndarray,
     for index, game in enumerate(game_names):
       metrics[f'reward_mse_{mode}/{game}'] = float(
           error[games == index].mean())
+      metrics[f'obs_loss_{mode}/{game}'] = float(
+          outputs[f'obs_loss_{mode}'][games == index].mean())
   metrics['kl'] = float(outputs['kl'].mean())
   return metrics
 
@@ -80,8 +82,9 @@ def running_mean(values: np.ndarray, decay: float = EMA) -> np.ndarray:
 def harmonizer_summary(s: dict[str, np.ndarray], losses: dict[str, np.ndarray],
                        rectified: bool = True) -> dict:
   """Each harmonizer's final weight next to the App. B optimum of its running
-  mean loss, and the first update at which `s` was within 10% of that
-  optimum's `log sigma*` (None if never).
+  mean loss, the first update at which `s` was within 10% of that optimum's
+  `log sigma*`, and the update from which it stayed within 10% to the end
+  (None if never).
 
   `s[k]` and `losses[k]` hold the `s_i` used and the batch loss `L_i` of
   every update, in order.
@@ -95,8 +98,22 @@ def harmonizer_summary(s: dict[str, np.ndarray], losses: dict[str, np.ndarray],
         'optimal_weight': float(np.exp(-targets[-1])),
         'running_mean_loss': float(means[-1]),
         'updates_to_within_10pct': first_within(s[key], targets, TOLERANCE),
+        'updates_to_stay_within_10pct': settled_within(
+            s[key], targets, TOLERANCE),
     }
   return summary
+
+
+def settled_within(trajectory: np.ndarray, targets: np.ndarray,
+                   tolerance: float = TOLERANCE) -> int | None:
+  """1-based index from which every value is within `tolerance` (relative)
+  of its target up to the end, or None if the last one is not."""
+  close = (np.abs(np.asarray(trajectory) - targets)
+           <= tolerance * np.abs(targets))
+  if not len(close) or not close[-1]:
+    return None
+  outside = np.flatnonzero(~close)
+  return int(outside[-1]) + 2 if len(outside) else 1
 
 
 def optimal_log_sigmas(losses: dict[str, np.ndarray],

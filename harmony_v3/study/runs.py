@@ -64,10 +64,14 @@ def _subsample(length: int) -> np.ndarray:
 
 def train_one(model: WorldModelArm, arm: str, seed: int, train: Split,
               heldout: HeldOut, settings: Settings, num_actions: int,
-              progress: Callable[[int, dict | None], None]) -> dict:
+              progress: Callable[[int, dict | None], None],
+              history: list | None = None) -> dict:
   """Train one world model for `settings.updates` updates; its result.
 
   `progress(update, heldout_metrics_or_None)` is called after every update.
+  Every update's train metrics are appended to `history` (a new list if
+  None) by the time of each held-out evaluation; `study.trace` passes its
+  own list to keep them all.
   """
   starts = train.window_starts(settings.batch_length)
   batch_rng = np.random.default_rng([seed, 1])
@@ -93,7 +97,8 @@ def train_one(model: WorldModelArm, arm: str, seed: int, train: Split,
 
   curves = [heldout_eval(0)]
   progress(0, curves[-1])
-  pending, history = [], []
+  pending = []
+  history = [] if history is None else history
   train_s = 0.0
   start = time.perf_counter()
   for update in range(1, settings.updates + 1):
@@ -102,7 +107,7 @@ def train_one(model: WorldModelArm, arm: str, seed: int, train: Split,
     pending.append(metrics)
     due = update % settings.eval_every == 0 or update == settings.updates
     if due:
-      history += jax.device_get(pending)
+      history.extend(jax.device_get(pending))
       pending = []
       jax.block_until_ready(varibs)
       train_s += time.perf_counter() - start
