@@ -38,7 +38,7 @@ train: install
 	$(PY) -m harmony_v3.train --task $(TASK) --configs $(CONFIGS) $(ARGS)
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=20
 
 # The SLURM engine on real SLURM: a single-node cluster on this machine
 # (scripts/slurm_local_cluster.sh; root, and apt-get the first time), real
