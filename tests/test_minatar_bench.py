@@ -479,3 +479,20 @@ def test_each_module_imports_only_earlier_ones():
           imported.update(alias.name for alias in node.names)
     later = imported - set(layers[:index])
     assert not later, f'{name} imports {sorted(later)}: a later layer'
+
+
+def test_config_digest_ignores_tracking_and_neutral_later_keys():
+  from harmony_v3.scores.minatar.collect import config_digest
+  before = {'seed': 0, 'task': 'minatar_breakout', 'logdir': '/a',
+            'harmony': {'enabled': True, 'lr': 0.0},
+            'run': {'steps': 20000}}
+  after = {'seed': 3, 'task': 'minatar_freeway', 'logdir': '/b',
+           'harmony': {'enabled': False, 'lr': 0.0, 'warmup': 0},
+           'run': {'steps': 20000, 'track': 'wandb',
+                   'track_group': 'harmony-freeway',
+                   'track_project': 'p'}}
+  assert config_digest(before) == config_digest(after)
+  warm = {**after, 'harmony': {**after['harmony'], 'warmup': 500}}
+  assert config_digest(warm) != config_digest(before)
+  longer = {**after, 'run': {**after['run'], 'steps': 30000}}
+  assert config_digest(longer) != config_digest(before)

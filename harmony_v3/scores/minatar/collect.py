@@ -50,13 +50,30 @@ class CollectResult:
   foreign: list[pathlib.Path] = dataclasses.field(default_factory=list)
 
 
+# Keys that never change what a run trains: where its scalars are sent.
+BOOKKEEPING_KEYS = {'run': ('track', 'track_group', 'track_project')}
+# Keys added after runs were made, at a value that trains as their absence
+# did (harmony.warmup 0: no warm-up, the only behaviour before the key).
+NEUTRAL_VALUES = {('harmony', 'warmup'): 0}
+
+
 def config_digest(config: dict) -> str:
-  """sha256 (16 hex) of a run's settings: its config without the keys that
-  differ between runs by design (seed, task, logdir, harmony.enabled)."""
+  """sha256 (16 hex) of a run's training settings: its config without the
+  keys that differ between runs by design (seed, task, logdir,
+  harmony.enabled), without the tracking keys, and without keys that hold
+  the neutral value of a setting added later (so a run made before the key
+  existed has the digest of one made after)."""
   settings = {k: v for k, v in config.items() if k not in PER_RUN_KEYS}
-  if isinstance(settings.get('harmony'), dict):
-    settings['harmony'] = {k: v for k, v in settings['harmony'].items()
-                           if k != 'enabled'}
+  drop = {section: set(keys) for section, keys in BOOKKEEPING_KEYS.items()}
+  drop.setdefault('harmony', set()).add('enabled')
+  for (section, key), neutral in NEUTRAL_VALUES.items():
+    if isinstance(settings.get(section), dict) and (
+        settings[section].get(key, neutral) == neutral):
+      drop.setdefault(section, set()).add(key)
+  for section, keys in drop.items():
+    if isinstance(settings.get(section), dict):
+      settings[section] = {k: v for k, v in settings[section].items()
+                           if k not in keys}
   text = json.dumps(settings, sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:16]
 
