@@ -164,8 +164,10 @@ def test_presets_and_help():
   assert tuple(proprio.env.dmc.size) == (64, 64)
   assert (proprio.env.dmc.repeat, proprio.env.dmc.camera) == (2, -1)
   assert action_repeat(proprio) == 2  # Logs count control steps as frames.
+  # One update per agent step, as docs/dmc.md's learning check ran.
   assert proprio.run.train_ratio / (
-      proprio.batch_size * proprio.batch_length) == 0.5
+      proprio.batch_size * proprio.batch_length) == 1
+  assert (proprio.run.steps, proprio.run.eval_every) == (20000, 5000)
 
 
 def test_env_from_config_and_seeding():
