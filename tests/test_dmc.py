@@ -144,6 +144,18 @@ def test_config_errors_are_clear(capsys):
     check_task(config)
 
 
+def test_a_missing_gl_backend_is_one_clear_error(tmp_path):
+  done = subprocess.run(
+      [sys.executable, '-m', 'harmony_v3.train', '--task',
+       'dmc_walker_walk', '--configs', *CPU, '--logdir', str(tmp_path)],
+      capture_output=True, text=True, timeout=300,
+      env={**os.environ, 'MUJOCO_GL': 'no_such_backend'})
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert "OpenGL backend MUJOCO_GL='no_such_backend'" in done.stderr
+  assert 'apt-get install libegl1 libopengl0' in done.stderr
+  assert 'Traceback' not in done.stderr
+
+
 def test_presets_and_help():
   from harmony_v3 import train
   usable, unsupported = train.preset_support()

@@ -80,7 +80,10 @@ def check_task(config: embodied.Config) -> str:
       raise ValueError('Invalid config: ' + '; '.join(problems))
   elif suite == 'dmc':
     from . import dmc
-    dmc.split_task(task)  # Unknown tasks fail here, listing valid ones.
+    try:
+      dmc.split_task(task)  # Unknown tasks fail here, listing valid ones.
+    except ImportError as e:  # No dm-control, or no OpenGL: say what to do.
+      raise ValueError(str(e)) from None
     problems = dmc.option_problems(**dict(config.env.dmc))
     problems += dmc.encoder_problems(config, dmc.reads_image(config))
     if problems:

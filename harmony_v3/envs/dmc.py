@@ -54,16 +54,22 @@ def suite():
   try:
     from dm_control import suite as dm_suite
   except ImportError as e:
-    if getattr(e, 'name', '') and e.name.split('.')[0] == 'dm_control':
+    if (getattr(e, 'name', None) or '').split('.')[0] in ('dm_control',
+                                                          'mujoco'):
       raise ImportError(
           f'The dmc_* tasks need dm-control and MuJoCo: {INSTALL}.') from e
-    raise ImportError(
-        f"dm_control failed to load its OpenGL backend MUJOCO_GL="
-        f"{os.environ['MUJOCO_GL']!r} ({e}). On Debian/Ubuntu: apt-get "
-        'install libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri (`make '
-        'install-dmc` does it), or set MUJOCO_GL=osmesa with libosmesa6.'
-    ) from e
+    raise ImportError(_gl_message(e)) from e
+  except (OSError, AttributeError, RuntimeError) as e:
+    raise ImportError(_gl_message(e)) from e
   return dm_suite
+
+
+def _gl_message(error: Exception) -> str:
+  return (f"dm_control failed to load its OpenGL backend MUJOCO_GL="
+          f"{os.environ['MUJOCO_GL']!r} ({type(error).__name__}: {error}). "
+          'On Debian/Ubuntu: apt-get install libegl1 libopengl0 '
+          'libegl-mesa0 libgl1-mesa-dri (`make install-dmc` does it), or '
+          'set MUJOCO_GL=osmesa with libosmesa6 installed.')
 
 
 @functools.cache
