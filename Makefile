@@ -7,7 +7,7 @@ TASK ?= atari_pong
 CONFIGS ?= atari100k
 ARGS ?=
 
-.PHONY: install install-gpu install-ray install-track train test test-slurm \
+.PHONY: install install-gpu install-ray install-track install-dmc train test test-slurm \
 	sweep scores bench wheelhouse clean
 
 $(VENV)/.installed: pyproject.toml
@@ -33,6 +33,21 @@ install-ray: install
 # Weights & Biases for `--run.track wandb` and its tests (the `track` extra).
 install-track: install
 	$(PY) -m pip install -e '.[test,track]'
+
+# DeepMind Control (the `dmc` extra: dm-control and MuJoCo, pinned) and the
+# libraries of Mesa's EGL that render its images headless, on the CPU
+# (docs/dmc.md). apt-get needs root; without it, install the four Debian
+# packages by other means, or use MUJOCO_GL=osmesa with libosmesa6.
+DMC_DEBS := libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri
+install-dmc: install
+	@if dpkg -s $(DMC_DEBS) >/dev/null 2>&1; then \
+	  echo 'EGL libraries present: $(DMC_DEBS)'; \
+	else \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(DMC_DEBS); \
+	fi
+	$(PY) -m pip install -e '.[test,dmc]'
 
 train: install
 	$(PY) -m harmony_v3.train --task $(TASK) --configs $(CONFIGS) $(ARGS)

@@ -1,10 +1,12 @@
 """Train Harmony DreamerV3 (or the DreamerV3 baseline) on one task: an Atari
-100K game, or the cue task that checks learning on a CPU.
+100K game, a MinAtar game, a DeepMind Control task, or the cue task that
+checks learning on a CPU.
 
   python -m harmony_v3.train --task atari_pong [--configs atari100k]
       [--seed N] [--logdir DIR] [--harmony.enabled False] [--dotted.key value]
 
   python -m harmony_v3.train --configs tiny cue    # the cue task, toy_cue
+  python -m harmony_v3.train --task dmc_walker_walk --configs dmc_vision
 
 Every config key of DreamerV3 1.5.0 and of `configs/` can be set with a
 dotted flag. Rerunning the same command with the same --logdir resumes.
@@ -90,6 +92,23 @@ def default_logdir(config) -> str:
       f'~/logdir/harmony_v3/{config.task}/{method}/seed{config.seed}')
 
 
+def check_dmc_order(presets: Sequence[str]) -> None:
+  """Refuse a preset of another suite after dmc_proprio or dmc_vision:
+  `--configs dmc_proprio tiny` would train on images only (tiny applies the
+  base's atari100k, whose encoder reads the image alone)."""
+  for at, name in enumerate(presets):
+    if not (preset_task(name) or '').startswith('dmc_'):
+      continue
+    for later in presets[at + 1:]:
+      task = preset_task(later)
+      if task and not task.startswith('dmc_'):
+        raise ConfigError(
+            f"--configs {' '.join(presets)}: '{later}' (which sets task "
+            f"{task}) after '{name}' puts its own encoder and decoder keys "
+            f"back over {name}'s. Give it first; on the CPU: --configs tiny "
+            f'{name} dmc_tiny (docs/dmc.md).')
+
+
 def build_config(argv: Sequence[str]):
   """The config from presets, our named options and dotted flags."""
   args, rest = parse_args(argv)
@@ -105,6 +124,7 @@ def build_config(argv: Sequence[str]):
     value = getattr(args, key)
     if value is not None:
       rest += [f'--{key}', str(value)]
+  check_dmc_order(args.configs)
   config = load_config(args.configs, rest)
   from .envs import SUITES, check_task
   suite = str(config.task).partition('_')[0]

@@ -64,9 +64,9 @@ def test_cli_unknown_game_lists_valid_games(capsys):
 
 
 def test_cli_non_atari_task(capsys):
-  code, err = _main_error(capsys, ['--task', 'dmc_walker', '--configs',
+  code, err = _main_error(capsys, ['--task', 'crafter_reward', '--configs',
                                    'tiny'])
-  assert code == 2 and "atari_<game>" in err
+  assert code == 2 and "atari_<game>" in err and 'dmc_<domain>_<task>' in err
 
 
 def test_cli_bad_flag(capsys):
@@ -209,10 +209,11 @@ def test_help_lists_the_presets_that_work_and_what_the_others_need(capsys):
   usable = _section(text, 'presets (--configs):')
   unsupported = text.split('not supported yet:', 1)[1]
   for name, task in (('atari100k', 'atari_pong'), ('tiny', 'atari_pong'),
-                     ('cue', 'toy_cue')):
+                     ('cue', 'toy_cue'), ('dmc_vision', 'dmc_walker_walk'),
+                     ('dmc_proprio', 'dmc_walker_walk')):
     assert f'{name}' in usable and f'task {task}' in usable
   assert 'small' in usable and 'keep the task' in usable
-  for name, suite in (('dmc_vision', 'dmc'), ('crafter', 'crafter'),
+  for name, suite in (('loconav', 'loconav'), ('crafter', 'crafter'),
                       ('minecraft', 'minecraft')):
     assert name not in usable
     assert f'{name}' in unsupported and f'needs the {suite} environments' in (
@@ -223,17 +224,17 @@ def test_help_lists_the_presets_that_work_and_what_the_others_need(capsys):
 def test_a_registered_suite_makes_its_presets_usable(capsys, monkeypatch):
   """As a new suite (MinAtar, say) added to harmony_v3.envs.SUITES."""
   from harmony_v3 import envs
-  monkeypatch.setitem(envs.SUITES, 'dmc', lambda *args: None)
+  monkeypatch.setitem(envs.SUITES, 'crafter', lambda *args: None)
   usable = _section(_help(capsys), 'presets (--configs):')
-  assert 'dmc_vision' in usable and 'task dmc_walker_walk' in usable
+  assert 'crafter' in usable and 'task crafter_reward' in usable
 
 
 def test_an_unsupported_preset_is_one_clear_error(capsys, tmp_path):
-  code, err = _main_error(capsys, ['--configs', 'dmc_vision', '--logdir',
+  code, err = _main_error(capsys, ['--configs', 'crafter', '--logdir',
                                    str(tmp_path / 'run')])
   assert code == 2
-  assert ("Preset 'dmc_vision' trains dmc_walker_walk, but harmony_v3 has no "
-          'dmc environments yet') in err
+  assert ("Preset 'crafter' trains crafter_reward, but harmony_v3 has no "
+          'crafter environments yet') in err
   with pytest.raises(ConfigError, match='multi-device training is not '
                                         'supported'):
     load_config(['tiny', 'multicpu'])

@@ -2,7 +2,8 @@
 
 A task is named `<suite>_<name>`: `atari_<game>` for the 26 Atari 100K games
 (harmony_v3.envs.atari), `minatar_<game>` for the five MinAtar games
-(harmony_v3.envs.minatar) and `toy_cue` for the cue task
+(harmony_v3.envs.minatar), `dmc_<domain>_<task>` for the DeepMind Control
+Suite (harmony_v3.envs.dmc) and `toy_cue` for the cue task
 (harmony_v3.envs.toy). `SUITES`
 maps each suite to its env constructor; `check_task` tells the user the
 valid names.
@@ -32,6 +33,13 @@ def _make_minatar(config: embodied.Config, seed: int,
   return minatar.MinAtar(game, seed=seed, **dict(config.env.minatar))
 
 
+def _make_dmc(config: embodied.Config, seed: int,
+              evaluation: bool) -> embodied.Env:
+  from . import dmc  # dm_control loads only when an env is made.
+  return dmc.DMC(str(config.task), **dict(config.env.dmc),
+                 render=dmc.reads_image(config), seed=seed)
+
+
 def _make_toy(config: embodied.Config, seed: int,
               evaluation: bool) -> embodied.Env:
   return toy.Cue(**dict(config.env.toy), evaluation=evaluation, seed=seed)
@@ -41,6 +49,7 @@ def _make_toy(config: embodied.Config, seed: int,
 SUITES: dict[str, Callable[..., embodied.Env]] = {
     'atari': _make_atari,
     'minatar': _make_minatar,
+    'dmc': _make_dmc,
     'toy': _make_toy,
 }
 
@@ -51,6 +60,8 @@ def valid_tasks() -> str:
           f"games: {', '.join(ATARI100K_GAMES)}), "
           "minatar_<game> for the five MinAtar games (e.g. 'minatar_breakout'; "
           f"games: {', '.join(minatar.GAMES)}), "
+          "dmc_<domain>_<task> for the DeepMind Control Suite (e.g. "
+          "'dmc_walker_walk'; needs the dmc extra, docs/dmc.md), "
           + ', '.join(f"'toy_{name}'" for name in toy.TASK_NAMES))
 
 
@@ -67,6 +78,16 @@ def check_task(config: embodied.Config) -> str:
     problems += minatar.encoder_problems(config)
     if problems:
       raise ValueError('Invalid config: ' + '; '.join(problems))
+  elif suite == 'dmc':
+    from . import dmc
+    try:
+      dmc.split_task(task)  # Unknown tasks fail here, listing valid ones.
+    except ImportError as e:  # No dm-control, or no OpenGL: say what to do.
+      raise ValueError(str(e)) from None
+    problems = dmc.option_problems(**dict(config.env.dmc))
+    problems += dmc.encoder_problems(config, dmc.reads_image(config))
+    if problems:
+      raise ValueError('Invalid config: ' + '; '.join(problems))
   elif suite == 'toy' and name in toy.TASK_NAMES:
     problems = toy.option_problems(**dict(config.env.toy))
     if problems:
@@ -74,6 +95,15 @@ def check_task(config: embodied.Config) -> str:
   else:
     raise ValueError(f"Unknown task '{task}'. Valid tasks: {valid_tasks()}.")
   return suite
+
+
+def action_repeat(config: embodied.Config) -> int:
+  """Frames (Atari) or control steps (DMC) per agent step of
+  `config.task`: what the logs' `frames` count."""
+  suite = str(config.task).partition('_')[0]
+  if suite in ('atari', 'dmc'):
+    return int(config.env[suite].repeat)
+  return 1
 
 
 def make_env(config: embodied.Config, seed: int,

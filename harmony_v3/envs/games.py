@@ -1,5 +1,5 @@
 """The 26 games of the Atari 100K benchmark and how their names map to ALE;
-the names of the 5 MinAtar games."""
+the names of the 5 MinAtar games; the DeepMind Control tasks a sweep runs."""
 from __future__ import annotations
 
 ATARI100K_GAMES: tuple[str, ...] = (
@@ -20,6 +20,17 @@ FRAMES_PER_AGENT_STEP = 4  # Action repeat of the Atari 100K protocol.
 MINATAR_GAMES: tuple[str, ...] = (
     'asterix', 'breakout', 'freeway', 'seaquest', 'space_invaders')
 MINATAR_FRAMES_PER_AGENT_STEP = 1
+
+# The DeepMind Control Suite tasks of DreamerV3's visual control benchmark
+# (`--suite dmc`, tasks dmc_<name>; 'cup_catch' is ball_in_cup catch). Any
+# suite task trains (harmony_v3.envs.dmc); this list is what a sweep runs.
+DMC_TASKS: tuple[str, ...] = (
+    'acrobot_swingup', 'cartpole_balance', 'cartpole_balance_sparse',
+    'cartpole_swingup', 'cartpole_swingup_sparse', 'cheetah_run',
+    'cup_catch', 'finger_spin', 'finger_turn_easy', 'finger_turn_hard',
+    'hopper_hop', 'hopper_stand', 'pendulum_swingup', 'quadruped_run',
+    'quadruped_walk', 'reacher_easy', 'reacher_hard', 'walker_run',
+    'walker_stand', 'walker_walk')
 
 
 def ale_rom_id(game: str) -> str:

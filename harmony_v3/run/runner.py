@@ -43,6 +43,7 @@ from .records import RunRecords
 from .saving import Checkpointer
 from .stop_signals import EXIT_INTERRUPTED, StopSignals
 from ..config import ConfigError
+from ..envs import action_repeat
 
 # The base's prefill runs its random policy in chunks of this many steps.
 PREFILL_CHUNK = 100
@@ -123,8 +124,7 @@ class Trainer:
     self.folder = folder
     self.logdir = self.folder.path
     self.signals = signals
-    self.repeat = config.env.atari.repeat if config.task.startswith(
-        'atari_') else 1
+    self.repeat = action_repeat(config)
     self.stopwatch = Stopwatch()
     self.train_env = TimedEnv(train_env, self.stopwatch)
     self.eval_env = eval_env

@@ -1,9 +1,10 @@
-"""The sweep of a benchmark (Atari 100K, or MinAtar with --suite minatar):
+"""The sweep of a benchmark (Atari 100K, or MinAtar with --suite minatar, or
+DeepMind Control with --suite dmc):
 every game x seed (x method), one trainer process
 each, on this machine, a SLURM cluster or a Ray cluster.
 
 One plan, and one small module per engine over it:
-  suites.py      the benchmarks: Atari 100K (default) and MinAtar
+  suites.py      the benchmarks: Atari 100K (default), MinAtar and DMC
   plan.py        the runs, their folders and status; the plan file
   launch.py      one run's command line and environment; progress lines
   devices.py     which GPUs, and each run's share of a GPU's memory

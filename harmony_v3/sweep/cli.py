@@ -10,9 +10,11 @@
   ./run_atari100k.sh --suite minatar --cpu --both   # = scripts/run_minatar.sh --both
 
 Suites (--suite): atari100k (default: 26 games, preset atari100k, a GPU per
-run) or minatar (5 MinAtar games, tasks minatar_<game>, preset minatar, on
-the CPU with --cpu, as many runs at a time as there are cores). Each run's
-step budget is its preset's. See harmony_v3/sweep/suites.py.
+run), minatar (5 MinAtar games, tasks minatar_<game>, preset minatar, on
+the CPU with --cpu, as many runs at a time as there are cores) or dmc (20
+DeepMind Control tasks, tasks dmc_<domain>_<task>, preset dmc_vision, a GPU
+per run with --per-gpu K; no score table yet). Each run's step budget is its
+preset's. See harmony_v3/sweep/suites.py.
 
 Runs go to {logroot}/{method}/{game}/seed{seed} (method: harmony or
 dreamerv3), each with its own train.log. Running the same command again skips
@@ -69,10 +71,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
       formatter_class=argparse.RawDescriptionHelpFormatter)
   what = parser.add_argument_group('what to run')
   what.add_argument('--suite', choices=tuple(SUITES), default=DEFAULT_SUITE,
-                    help='the benchmark: atari100k (default) or minatar')
+                    help='the benchmark: atari100k (default), minatar or '
+                         'dmc')
   what.add_argument('--games', nargs='+', metavar='GAME',
                     help="default: every game of the suite (Atari 100K's "
-                         "26, MinAtar's 5)")
+                         "26, MinAtar's 5, DMC's 20 tasks, e.g. "
+                         'walker_walk)')
   seeds = what.add_mutually_exclusive_group()
   seeds.add_argument('--seeds', nargs='+', type=int, metavar='N',
                      help='seeds to run (default: 0 1 2 3 4)')
@@ -84,11 +88,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   method.add_argument('--both', action='store_true',
                       help='Harmony and the DreamerV3 baseline')
   what.add_argument('--configs', nargs='+', metavar='PRESET',
-                    help="trainer presets (default: the suite's, atari100k "
-                         'or minatar)')
+                    help="trainer presets (default: the suite's, atari100k, "
+                         'tiny minatar or dmc_vision)')
   what.add_argument('--logroot',
                     help=f'default: {SUITES["atari100k"].logroot}, or '
-                         f'{SUITES["minatar"].logroot} with --suite minatar')
+                         f'{SUITES["minatar"].logroot} with --suite minatar, '
+                         f'{SUITES["dmc"].logroot} with --suite dmc')
   how = parser.add_argument_group('where to run')
   how.add_argument('--engine', choices=ENGINES, default='local',
                    help='this machine (default), a SLURM job array, or a '
@@ -214,12 +219,13 @@ def build_plan(args: argparse.Namespace, extra: list[str]) -> Plan:
              else ['dreamerv3'] if args.baseline else ['harmony'])
   check_extra_args(extra)
   check_engine_options(args)
-  if (suite.cpu and not args.cpu and args.per_gpu == 'auto'
-      and not args.dry_run):
+  if (suite.name != DEFAULT_SUITE and not args.cpu
+      and args.per_gpu == 'auto' and not args.dry_run):
     raise SweepError(
         f'--per-gpu auto measures runs per GPU with an Atari task; for '
-        f'--suite {suite.name} on a GPU give --per-gpu K, or train on the '
-        'CPU with --cpu (scripts/run_minatar.sh).')
+        f'--suite {suite.name} on a GPU give --per-gpu K'
+        + (', or train on the CPU with --cpu (scripts/run_minatar.sh).'
+           if suite.cpu else '.'))
   check_train_flags(args.configs, methods, extra, suite.task(games[0]))
   logroot = pathlib.Path(args.logroot).expanduser().absolute()
   check_logroot(logroot)

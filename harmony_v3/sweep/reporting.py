@@ -14,7 +14,7 @@ import sys
 from typing import Callable, Sequence
 
 from .plan import Run, status_counts, status_lines
-from .suites import DEFAULT_SUITE
+from .suites import DEFAULT_SUITE, get_suite
 
 # A score-table command that replaces `python -m harmony_v3.scores` (tests).
 SCORES_CMD_ENV = 'HARMONY_SCORES_CMD'
@@ -49,6 +49,8 @@ def report_commands(logroot: pathlib.Path,
   finished runs' data files into logroot/benchmark (see docs/
   minatar_benchmark.md), then the report built from those files alone.
   """
+  if not get_suite(suite).scores:
+    return []
   command = scores_command(suite)
   if suite == 'minatar':
     files = logroot / 'benchmark'
@@ -63,6 +65,10 @@ def report(logroot: pathlib.Path, out: Callable[[str], None],
            suite: str = DEFAULT_SUITE) -> bool:
   """Write the score report of `logroot`; a failure is said, not raised
   (the runs are unaffected). Whether it succeeded."""
+  if not get_suite(suite).scores:
+    out(f'No score table for {get_suite(suite).title} yet: each run\'s '
+        'eval.jsonl holds its evaluation returns.')
+    return True
   for command in report_commands(logroot, suite):
     out(f'Score table: {shlex.join(command)}')
     try:

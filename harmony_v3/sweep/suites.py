@@ -5,6 +5,9 @@
   minatar    the 5 MinAtar games (Young & Tian, 2019), tasks minatar_<game>,
              presets tiny minatar, runs in ~/logdir/harmony_v3_minatar, on the CPU
              (scripts/run_minatar.sh), all cores at once by default
+  dmc        20 DeepMind Control tasks (DreamerV3's visual control set), tasks
+             dmc_<domain>_<task>, preset dmc_vision, runs in
+             ~/logdir/harmony_v3_dmc, one GPU each; no score table yet
 
 Each run's step budget is its preset's `run.steps`; the sweep passes none.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..envs.games import ATARI100K_GAMES, MINATAR_GAMES
+from ..envs.games import ATARI100K_GAMES, DMC_TASKS, MINATAR_GAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +29,7 @@ class Suite:
   configs: tuple[str, ...]   # default --configs
   logroot: str               # default --logroot
   cpu: bool                  # meant for the CPU (all cores at once)
+  scores: bool = True        # has a score table at the end of a sweep
 
   def task(self, game: str) -> str:
     """The trainer's --task for `game`."""
@@ -39,6 +43,9 @@ SUITES: dict[str, Suite] = {
     'minatar': Suite('minatar', 'MinAtar', 'minatar', MINATAR_GAMES,
                      ('tiny', 'minatar'), '~/logdir/harmony_v3_minatar',
                      cpu=True),
+    'dmc': Suite('dmc', 'DeepMind Control', 'dmc', DMC_TASKS,
+                 ('dmc_vision',), '~/logdir/harmony_v3_dmc', cpu=False,
+                 scores=False),
 }
 DEFAULT_SUITE = 'atari100k'
 
