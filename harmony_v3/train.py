@@ -17,7 +17,8 @@ import sys
 import warnings
 from typing import Sequence
 
-from .config import ConfigError, available_presets, load_config, preset_task
+from .config import (ConfigError, available_presets, load_config,
+                     preset_task, replaced_task_problem)
 from .run.stop_signals import StopSignals
 
 
@@ -105,6 +106,8 @@ def build_config(argv: Sequence[str]):
     value = getattr(args, key)
     if value is not None:
       rest += [f'--{key}', str(value)]
+  if args.task is None and replaced_task_problem(args.configs):
+    raise ConfigError(replaced_task_problem(args.configs))
   config = load_config(args.configs, rest)
   from .envs import SUITES, check_task
   suite = str(config.task).partition('_')[0]

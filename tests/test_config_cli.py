@@ -212,7 +212,7 @@ def test_help_lists_the_presets_that_work_and_what_the_others_need(capsys):
                      ('cue', 'toy_cue')):
     assert f'{name}' in usable and f'task {task}' in usable
   assert 'small' in usable and 'keep the task' in usable
-  for name, suite in (('dmc_vision', 'dmc'), ('crafter', 'crafter'),
+  for name, suite in (('dmc_vision', 'dmc'), ('dmlab', 'dmlab'),
                       ('minecraft', 'minecraft')):
     assert name not in usable
     assert f'{name}' in unsupported and f'needs the {suite} environments' in (

@@ -2,7 +2,8 @@
 
 A task is named `<suite>_<name>`: `atari_<game>` for the 26 Atari 100K games
 (harmony_v3.envs.atari), `minatar_<game>` for the five MinAtar games
-(harmony_v3.envs.minatar) and `toy_cue` for the cue task
+(harmony_v3.envs.minatar), `crafter_reward` and `crafter_noreward`
+(harmony_v3.envs.crafter) and `toy_cue` for the cue task
 (harmony_v3.envs.toy). `SUITES`
 maps each suite to its env constructor; `check_task` tells the user the
 valid names.
@@ -15,7 +16,7 @@ from typing import Callable
 import dreamerv3
 import embodied
 
-from . import minatar, toy
+from . import crafter, minatar, toy
 from .games import ATARI100K_GAMES, game_from_task
 
 
@@ -32,6 +33,13 @@ def _make_minatar(config: embodied.Config, seed: int,
   return minatar.MinAtar(game, seed=seed, **dict(config.env.minatar))
 
 
+def _make_crafter(config: embodied.Config, seed: int,
+                  evaluation: bool) -> embodied.Env:
+  # crafter_noreward's evaluation episodes are scored with Crafter's reward.
+  reward = crafter.task_from_name(config.task) == 'reward' or evaluation
+  return crafter.Crafter(reward, seed=seed, **dict(config.env.crafter))
+
+
 def _make_toy(config: embodied.Config, seed: int,
               evaluation: bool) -> embodied.Env:
   return toy.Cue(**dict(config.env.toy), evaluation=evaluation, seed=seed)
@@ -42,6 +50,7 @@ SUITES: dict[str, Callable[..., embodied.Env]] = {
     'atari': _make_atari,
     'minatar': _make_minatar,
     'toy': _make_toy,
+    'crafter': _make_crafter,
 }
 
 
@@ -51,6 +60,7 @@ def valid_tasks() -> str:
           f"games: {', '.join(ATARI100K_GAMES)}), "
           "minatar_<game> for the five MinAtar games (e.g. 'minatar_breakout'; "
           f"games: {', '.join(minatar.GAMES)}), "
+          + ', '.join(f"'crafter_{name}'" for name in crafter.TASKS) + ', '
           + ', '.join(f"'toy_{name}'" for name in toy.TASK_NAMES))
 
 
@@ -65,6 +75,12 @@ def check_task(config: embodied.Config) -> str:
     minatar.game_from_task(task)  # Unknown games fail here, listing the five.
     problems = minatar.option_problems(**dict(config.env.minatar))
     problems += minatar.encoder_problems(config)
+    if problems:
+      raise ValueError('Invalid config: ' + '; '.join(problems))
+  elif suite == 'crafter':
+    crafter.task_from_name(task)  # Unknown tasks fail here, listing both.
+    problems = crafter.option_problems(**dict(config.env.crafter))
+    problems += crafter.log_problems(config)
     if problems:
       raise ValueError('Invalid config: ' + '; '.join(problems))
   elif suite == 'toy' and name in toy.TASK_NAMES:
@@ -82,7 +98,8 @@ def make_env(config: embodied.Config, seed: int,
 
   `evaluation` marks an env whose episodes only score the agent; a task may
   then report its true reward where its training env does not (toy.Cue's
-  broken='zero_rewards'). Atari envs are the same either way.
+  broken='zero_rewards', Crafter's crafter_noreward). Atari envs are the
+  same either way.
   """
   suite = check_task(config)
   env = SUITES[suite](config, seed, evaluation)
