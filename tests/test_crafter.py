@@ -210,10 +210,31 @@ def test_crafter_score_on_hand_made_runs(tmp_path, capsys):
   assert "run.log_keys_max '^log_achievement_.*'" in err
   assert scores.main([str(tmp_path / 'nothing')]) == 2
   assert 'is not a folder of runs' in capsys.readouterr().err
+  # The Atari table points to this tool when it finds Crafter runs.
+  from harmony_v3 import scores as atari_scores
+  (root / 'harmony' / 'seed0' / 'metrics.jsonl').write_text('')
+  assert atari_scores.main([str(root / 'harmony')]) == 2
+  assert (f'score them with python -m harmony_v3.scores.crafter '
+          f'{root / "harmony"}') in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    scores.main([str(root), '--random', '3'])
+  assert 'give RUNROOT folders, or --random N' in capsys.readouterr().err
   with pytest.raises(ValueError, match='in \\[0, 100\\]'):
     scores.crafter_score({**zero, 'eat_cow': 101.0})
   with pytest.raises(ValueError, match='missing eat_cow'):
     scores.crafter_score({n: 0.0 for n in ours.ACHIEVEMENTS if n != 'eat_cow'})
+
+
+def test_random_policy_score(capsys):
+  """One episode of the random policy: each success rate is 0 or 100, so
+  the score is 101 ** (k / 22) - 1 for k achievements unlocked."""
+  (counts, ret, length), = ours.random_episodes(1, seed=0)
+  assert scores.main(['--random', '1', '--seed', '0']) == 0
+  out = capsys.readouterr().out
+  unlocked = sum(count > 0 for count in counts.values())
+  assert unlocked >= 1 and length >= 1
+  assert f'Crafter score {101 ** (unlocked / 22) - 1:.2f}%' in out
+  assert f'return {ret:.2f} ± 0.00' in out
 
 
 def test_smoke_run(tmp_path, capsys):

@@ -204,3 +204,25 @@ class Crafter(embodied.Env):
     for name in ACHIEVEMENTS:
       obs[ACHIEVEMENT_PREFIX + name] = np.int32(counts.get(name, 0))
     return obs
+
+
+def random_episodes(episodes: int, seed: int, **options
+                    ) -> list[tuple[dict[str, int], float, int]]:
+  """(achievement -> times unlocked, return, length) of `episodes` episodes
+  of the uniform random policy through `Crafter(seed=seed, **options)`,
+  actions drawn from `numpy.random.default_rng(seed)`."""
+  env = Crafter(seed=seed, **options)
+  rng = np.random.default_rng(seed)
+  results = []
+  for _ in range(episodes):
+    obs = env.step({'action': 0, 'reset': True})
+    score, length = 0.0, 0
+    while not obs['is_last']:
+      obs = env.step({'action': int(rng.integers(NUM_ACTIONS)),
+                      'reset': False})
+      score += float(obs['log_reward'])
+      length += 1
+    counts = {name: int(obs[ACHIEVEMENT_PREFIX + name])
+              for name in ACHIEVEMENTS}
+    results.append((counts, score, length))
+  return results

@@ -2,6 +2,7 @@
 
   python -m harmony_v3.scores.crafter RUNROOT [RUNROOT ...] [--steps 1e6]
       [--achievements] [--json FILE]
+  python -m harmony_v3.scores.crafter --random 100 [--seed 0]
 
 Crafter's benchmark (Hafner, 2021) scores an agent on the episodes it plays
 while it trains, not on separate evaluations. For each of the 22
@@ -23,6 +24,9 @@ agent step (Crafter's budget is 1e6). Runs are grouped by task and method;
 a group's score and return are the mean and standard deviation (ddof 1)
 over its seeds, each seed scored on its own episodes.
 
+`--random N` scores N episodes of the uniform random policy instead, through
+this project's env (harmony_v3.envs.crafter.random_episodes), for reference.
+
 Bad input stops the command with exit code 2 and one line naming the file.
 """
 from __future__ import annotations
@@ -35,7 +39,8 @@ import pathlib
 import sys
 from collections.abc import Mapping, Sequence
 
-from harmony_v3.envs.crafter import ACHIEVEMENT_PREFIX, ACHIEVEMENTS
+from harmony_v3.envs.crafter import (ACHIEVEMENT_PREFIX, ACHIEVEMENTS,
+                                     random_episodes)
 from harmony_v3.scores.runs import method_label, read_config, read_jsonl
 
 STAT_PREFIX = 'max_' + ACHIEVEMENT_PREFIX
@@ -233,13 +238,29 @@ def to_json(results: Sequence[RunResult],
       'groups': [dataclasses.asdict(s) for s in summaries]}, indent=2)
 
 
+def _random_policy(episodes: int, seed: int) -> int:
+  """Print the score and return of the uniform random policy."""
+  results = random_episodes(episodes, seed)
+  rates = success_rates([counts for counts, _, _ in results])
+  returns = [ret for _, ret, _ in results]
+  mean, std = _mean_std(returns)
+  sem = std / math.sqrt(len(returns)) if std is not None else 0.0
+  length = sum(n for _, _, n in results) / len(results)
+  print(f'uniform random policy, {episodes} episodes, seed {seed}: Crafter '
+        f'score {crafter_score(rates):.2f}%, return {mean:.2f} ± {sem:.2f} '
+        f'(standard error), mean length {length:.0f} steps')
+  print('success rates (%): ' + ', '.join(
+      f'{name} {rate:.1f}' for name, rate in rates.items() if rate))
+  return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """Print the Crafter score table of the runs below the given roots."""
   parser = argparse.ArgumentParser(
       prog='python -m harmony_v3.scores.crafter',
       description='Crafter score (Hafner, 2021) and return of Crafter '
                   'training runs, per task and method over seeds.')
-  parser.add_argument('roots', nargs='+', metavar='RUNROOT',
+  parser.add_argument('roots', nargs='*', metavar='RUNROOT',
                       help='folder searched for run folders')
   parser.add_argument('--steps', type=float, default=None,
                       help='count the episodes that ended by this agent step '
@@ -248,9 +269,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help='also print the success rate of each achievement')
   parser.add_argument('--json', type=pathlib.Path, default=None,
                       help='also write every run and group to this file')
+  parser.add_argument('--random', type=int, default=None, metavar='N',
+                      help='score N episodes of the uniform random policy '
+                           'instead of runs')
+  parser.add_argument('--seed', type=int, default=0,
+                      help='seed of the env and the random policy (--random)')
   args = parser.parse_args(argv)
   if args.steps is not None and args.steps <= 0:
     parser.error('--steps must be positive')
+  if (args.random is None) == (not args.roots):
+    parser.error('give RUNROOT folders, or --random N (not both)')
+  if args.random is not None:
+    if args.random < 1:
+      parser.error('--random must be at least 1')
+    return _random_policy(args.random, args.seed)
   notes: list[str] = []
   try:
     results = load_runs(args.roots, args.steps, notes)
@@ -266,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   for note in notes:
     print(f'note: {note}', file=sys.stderr)
   if args.json is not None:
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(to_json(results, summaries) + '\n')
   return 0
 
