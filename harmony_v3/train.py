@@ -1,10 +1,12 @@
 """Train Harmony DreamerV3 (or the DreamerV3 baseline) on one task: an Atari
-100K game, or the cue task that checks learning on a CPU.
+100K game, a MinAtar game, Crafter, or the cue task that checks learning on a
+CPU.
 
   python -m harmony_v3.train --task atari_pong [--configs atari100k]
       [--seed N] [--logdir DIR] [--harmony.enabled False] [--dotted.key value]
 
   python -m harmony_v3.train --configs tiny cue    # the cue task, toy_cue
+  python -m harmony_v3.train --configs crafter     # Crafter (docs/crafter.md)
 
 Every config key of DreamerV3 1.5.0 and of `configs/` can be set with a
 dotted flag. Rerunning the same command with the same --logdir resumes.

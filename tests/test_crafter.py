@@ -287,3 +287,31 @@ def test_smoke_run(tmp_path, capsys):
       scores.success_rates(counts)))
   assert scores.main([str(tmp_path)]) == 0
   assert f'{run.score:.2f}' in capsys.readouterr().out
+
+
+def test_sweep_suite_plans_seeds_and_reports_the_crafter_score(
+    tmp_path, capsys, monkeypatch):
+  from harmony_v3.sweep import cli as sweep_cli
+  from harmony_v3.sweep import devices, reporting
+  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
+  monkeypatch.delenv(reporting.CRAFTER_SCORES_CMD_ENV, raising=False)
+  logroot = tmp_path / 'logs'
+  code = sweep_cli.main(['--suite', 'crafter', '--both', '--seeds', '0', '1',
+                         '--dry-run', '--logroot', str(logroot)])
+  out = capsys.readouterr().out
+  assert code == 0, out
+  assert 'Crafter sweep: 1 game(s) x 2 seed(s) x harmony+dreamerv3' in out
+  assert '--task crafter_<game> --configs crafter --seed <seed>' in out
+  assert 'new     dreamerv3/reward/seed1' in out
+  assert '4 runs: 0 done, 0 resume, 4 new' in out
+  args = sweep_cli.parse_args(['--suite', 'crafter'])
+  assert args.configs == ['crafter'] and args.cpu_workers == 1
+  assert args.logroot == '~/logdir/harmony_v3_crafter'
+  assert reporting.report_commands(logroot, 'crafter') == [[
+      sys.executable, '-m', 'harmony_v3.scores.crafter', str(logroot),
+      '--achievements', '--json', str(logroot / 'report' / 'crafter.json')]]
+  code = sweep_cli.main(['--suite', 'crafter', '--games', 'diamonds',
+                         '--dry-run', '--logroot', str(logroot)])
+  assert code == 2
+  assert ("Unknown Crafter game(s): 'diamonds'. Valid games: reward"
+          in capsys.readouterr().err)

@@ -5,6 +5,9 @@
   minatar    the 5 MinAtar games (Young & Tian, 2019), tasks minatar_<game>,
              presets tiny minatar, runs in ~/logdir/harmony_v3_minatar, on the CPU
              (scripts/run_minatar.sh), all cores at once by default
+  crafter    Crafter (Hafner, 2021), task crafter_reward (game 'reward'),
+             preset crafter, runs in ~/logdir/harmony_v3_crafter, a GPU per
+             run: a sweep over seeds (and methods)
 
 Each run's step budget is its preset's `run.steps`; the sweep passes none.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ..envs.crafter import TASKS as CRAFTER_TASKS
 from ..envs.games import ATARI100K_GAMES, MINATAR_GAMES
 
 
@@ -39,6 +43,8 @@ SUITES: dict[str, Suite] = {
     'minatar': Suite('minatar', 'MinAtar', 'minatar', MINATAR_GAMES,
                      ('tiny', 'minatar'), '~/logdir/harmony_v3_minatar',
                      cpu=True),
+    'crafter': Suite('crafter', 'Crafter', 'crafter', CRAFTER_TASKS[:1],
+                     ('crafter',), '~/logdir/harmony_v3_crafter', cpu=False),
 }
 DEFAULT_SUITE = 'atari100k'
 
