@@ -124,6 +124,14 @@ def test_preset_is_the_base_one_with_a_budget_and_listed(capsys):
   assert 'suites: atari, minatar, toy, crafter' in ' '.join(out.split())
   with pytest.raises(ConfigError):  # The reason is in train.build_config.
     train.build_config(['--configs', 'crafter', 'tiny'])
+  # crafter_noreward: no reward to train on, Crafter's reward to evaluate.
+  from harmony_v3.envs import SUITES
+  silent = load_config(['crafter'], ['--task', 'crafter_noreward'])
+  assert check_task(silent) == 'crafter'
+  made = {evaluation: SUITES['crafter'](silent, 0, evaluation).environment
+          for evaluation in (False, True)}
+  assert (made[False]._reward, made[True]._reward) == (False, True)
+  assert SUITES['crafter'](c, 0, False).environment._reward
 
 
 def test_episode_stats_follow_the_log_key_patterns():
