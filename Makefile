@@ -76,14 +76,18 @@ bench: install
 # On that machine: pip install --no-index --no-deps --target DIR $(WHEELHOUSE)/*.whl
 WHEELHOUSE ?= .whl
 TFP_PIN := $(shell grep -o 'tfp-nightly==[^"]*' pyproject.toml)
+CRAFTER_PIN := $(shell grep -o '"crafter==[^"]*' pyproject.toml | tr -d '"')
 OFFLINE_WHEELS := $(TFP_PIN) decorator gast dm-tree ruamel.yaml \
-	ruamel.yaml.clib gymnasium farama-notifications ale-py tensorboardX minatar
+	ruamel.yaml.clib gymnasium farama-notifications ale-py tensorboardX minatar \
+	imageio opensimplex
 PLATFORMS := $(foreach tag,1 2014 _2_17 _2_24 _2_27 _2_28,\
 	--platform manylinux$(tag)_x86_64)
 wheelhouse: install
 	$(PY) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 	  --implementation cp $(PLATFORMS) -d $(WHEELHOUSE) $(OFFLINE_WHEELS)
-	$(PY) -m pip wheel --no-deps -w $(WHEELHOUSE) dreamerv3==1.5.0 .
+	# dreamerv3 and crafter ship only sdists: built here, pure Python.
+	$(PY) -m pip wheel --no-deps -w $(WHEELHOUSE) dreamerv3==1.5.0 \
+	  $(CRAFTER_PIN) .
 
 clean:
 	rm -rf $(VENV) *.egg-info

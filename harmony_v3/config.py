@@ -57,6 +57,37 @@ def preset_task(name: str) -> str | None:
   return str(tasks[-1]) if tasks else None
 
 
+def _owns_task(name: str) -> bool:
+  """Whether preset `name` sets a task of its own: in its own keys, or as an
+  overlay of the base's preset of the same name (`atari100k`, `crafter`).
+  `tiny` does not: its task is only that of its base preset atari100k."""
+  preset = our_presets().get(name)
+  if preset is None:
+    return 'task' in base_presets().get(name, {})
+  return 'task' in preset or (
+      name in preset.get('base_presets', [])
+      and 'task' in base_presets().get(name, {}))
+
+
+def replaced_task_problem(presets: Sequence[str]) -> str | None:
+  """The message for presets whose last task comes with a model preset that
+  only inherits it (`--configs crafter tiny`: tiny's atari_pong replaces
+  crafter_reward), which would silently train another task; else None."""
+  setters = [(name, preset_task(name)) for name in presets
+             if preset_task(name)]
+  if not setters or _owns_task(setters[-1][0]):
+    return None
+  last, task = setters[-1]
+  earlier = [(n, t) for n, t in setters[:-1] if _owns_task(n) and t != task]
+  if not earlier:
+    return None
+  name, wanted = earlier[-1]
+  return (f"--configs {' '.join(presets)} would train {task}: preset "
+          f"'{last}' brings the task {task} of its base preset after "
+          f"'{name}' set {wanted}. Add --task {wanted} to train {wanted} "
+          f"with '{last}'.")
+
+
 def _merge(base: dict, extra: dict) -> dict:
   merged = copy.deepcopy(base)
   for key, value in extra.items():

@@ -1,12 +1,13 @@
 """Train Harmony DreamerV3 (or the DreamerV3 baseline) on one task: an Atari
-100K game, a MinAtar game, a DeepMind Control task, or the cue task that
-checks learning on a CPU.
+100K game, a MinAtar game, a DeepMind Control task, Crafter, or the cue
+task that checks learning on a CPU.
 
   python -m harmony_v3.train --task atari_pong [--configs atari100k]
       [--seed N] [--logdir DIR] [--harmony.enabled False] [--dotted.key value]
 
   python -m harmony_v3.train --configs tiny cue    # the cue task, toy_cue
   python -m harmony_v3.train --task dmc_walker_walk --configs dmc_vision
+  python -m harmony_v3.train --configs crafter     # Crafter (docs/crafter.md)
 
 Every config key of DreamerV3 1.5.0 and of `configs/` can be set with a
 dotted flag. Rerunning the same command with the same --logdir resumes.
@@ -19,7 +20,8 @@ import sys
 import warnings
 from typing import Sequence
 
-from .config import ConfigError, available_presets, load_config, preset_task
+from .config import (ConfigError, available_presets, load_config,
+                     preset_task, replaced_task_problem)
 from .run.stop_signals import StopSignals
 
 
@@ -125,6 +127,8 @@ def build_config(argv: Sequence[str]):
     if value is not None:
       rest += [f'--{key}', str(value)]
   check_dmc_order(args.configs)
+  if args.task is None and replaced_task_problem(args.configs):
+    raise ConfigError(replaced_task_problem(args.configs))
   config = load_config(args.configs, rest)
   from .envs import SUITES, check_task
   suite = str(config.task).partition('_')[0]

@@ -10,6 +10,8 @@ Each patch is one module with `apply()` (idempotent) and `is_applied()`.
 | atari100k_eval_key   | the `atari100k` preset sets `actor_eval_sample`, unknown key | dreamerv3 1.5.0                |
 | replay_chunk_atomic  | replay chunks are written in place: a kill leaves a truncated| dreamerv3 1.5.0                |
 |                      | file that fails every later load (BadZipFile, names no file) |                                |
+| crafter_ordered_chunks | a chunk's objects are a set iterated in memory-address order: | crafter 1.8.3 (the latest)   |
+|                      | two envs of one seed and the same actions drift apart        |                                |
 
 Replaced: `replay_chunk_versions` deleted the shorter saves of a chunk as soon
 as a longer one was written, which could delete a file that the last
@@ -25,6 +27,7 @@ as separate processes), where that code is never reached.
 from __future__ import annotations
 
 from . import atari100k_eval_key
+from . import crafter_ordered_chunks
 from . import replay_chunk_atomic
 from . import ruamel_yaml_config
 from . import tensorboard_no_tf
@@ -34,6 +37,7 @@ PATCHES = (
     tensorboard_no_tf,
     atari100k_eval_key,
     replay_chunk_atomic,
+    crafter_ordered_chunks,
 )
 
 

@@ -102,8 +102,29 @@ def replay_chunk_atomic():
     assert garbled.name in str(e), f'the error names no file: {e!r}'
 
 
+def crafter_ordered_chunks():
+  # Crafter's objects hash by identity. Take two cows whose order in a set
+  # is the same whichever is added first (it follows their addresses), and
+  # add them to a chunk the other way round: a chunk that keeps insertion
+  # order lists them as added, a plain set does not.
+  from crafter import constants, engine, objects
+  world = engine.World((64, 64), constants.materials, (12, 12))
+  for _ in range(100):
+    a, b = objects.Cow(world, (1, 1)), objects.Cow(world, (2, 2))
+    order = list({a, b})
+    if order == list({b, a}):
+      break
+  else:
+    raise AssertionError('no two cows with an address-given set order')
+  added = order[::-1]
+  for cow in added:
+    world.add(cow)
+  listed = list(world.chunks[world.chunk_key((1, 1))])
+  assert listed == added, 'the chunk does not keep the insertion order'
+
+
 PROBES = [ruamel_yaml_config, tensorboard_no_tf, atari100k_eval_key,
-          replay_chunk_atomic]
+          replay_chunk_atomic, crafter_ordered_chunks]
 
 if __name__ == '__main__':
   results = {}

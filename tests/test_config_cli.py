@@ -210,10 +210,11 @@ def test_help_lists_the_presets_that_work_and_what_the_others_need(capsys):
   unsupported = text.split('not supported yet:', 1)[1]
   for name, task in (('atari100k', 'atari_pong'), ('tiny', 'atari_pong'),
                      ('cue', 'toy_cue'), ('dmc_vision', 'dmc_walker_walk'),
-                     ('dmc_proprio', 'dmc_walker_walk')):
+                     ('dmc_proprio', 'dmc_walker_walk'),
+                     ('crafter', 'crafter_reward')):
     assert f'{name}' in usable and f'task {task}' in usable
   assert 'small' in usable and 'keep the task' in usable
-  for name, suite in (('loconav', 'loconav'), ('crafter', 'crafter'),
+  for name, suite in (('loconav', 'loconav'), ('dmlab', 'dmlab'),
                       ('minecraft', 'minecraft')):
     assert name not in usable
     assert f'{name}' in unsupported and f'needs the {suite} environments' in (

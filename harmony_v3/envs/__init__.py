@@ -3,7 +3,8 @@
 A task is named `<suite>_<name>`: `atari_<game>` for the 26 Atari 100K games
 (harmony_v3.envs.atari), `minatar_<game>` for the five MinAtar games
 (harmony_v3.envs.minatar), `dmc_<domain>_<task>` for the DeepMind Control
-Suite (harmony_v3.envs.dmc) and `toy_cue` for the cue task
+Suite (harmony_v3.envs.dmc), `crafter_reward` and `crafter_noreward`
+(harmony_v3.envs.crafter) and `toy_cue` for the cue task
 (harmony_v3.envs.toy). `SUITES`
 maps each suite to its env constructor; `check_task` tells the user the
 valid names.
@@ -16,7 +17,7 @@ from typing import Callable
 import dreamerv3
 import embodied
 
-from . import minatar, toy
+from . import crafter, minatar, toy
 from .games import ATARI100K_GAMES, game_from_task
 
 
@@ -40,6 +41,13 @@ def _make_dmc(config: embodied.Config, seed: int,
                  render=dmc.reads_image(config), seed=seed)
 
 
+def _make_crafter(config: embodied.Config, seed: int,
+                  evaluation: bool) -> embodied.Env:
+  # crafter_noreward's evaluation episodes are scored with Crafter's reward.
+  reward = crafter.task_from_name(config.task) == 'reward' or evaluation
+  return crafter.Crafter(reward, seed=seed, **dict(config.env.crafter))
+
+
 def _make_toy(config: embodied.Config, seed: int,
               evaluation: bool) -> embodied.Env:
   return toy.Cue(**dict(config.env.toy), evaluation=evaluation, seed=seed)
@@ -51,6 +59,7 @@ SUITES: dict[str, Callable[..., embodied.Env]] = {
     'minatar': _make_minatar,
     'dmc': _make_dmc,
     'toy': _make_toy,
+    'crafter': _make_crafter,
 }
 
 
@@ -62,6 +71,7 @@ def valid_tasks() -> str:
           f"games: {', '.join(minatar.GAMES)}), "
           "dmc_<domain>_<task> for the DeepMind Control Suite (e.g. "
           "'dmc_walker_walk'; needs the dmc extra, docs/dmc.md), "
+          + ', '.join(f"'crafter_{name}'" for name in crafter.TASKS) + ', '
           + ', '.join(f"'toy_{name}'" for name in toy.TASK_NAMES))
 
 
@@ -88,6 +98,12 @@ def check_task(config: embodied.Config) -> str:
     problems += dmc.encoder_problems(config, dmc.reads_image(config))
     if problems:
       raise ValueError('Invalid config: ' + '; '.join(problems))
+  elif suite == 'crafter':
+    crafter.task_from_name(task)  # Unknown tasks fail here, listing both.
+    problems = crafter.option_problems(**dict(config.env.crafter))
+    problems += crafter.log_problems(config)
+    if problems:
+      raise ValueError('Invalid config: ' + '; '.join(problems))
   elif suite == 'toy' and name in toy.TASK_NAMES:
     problems = toy.option_problems(**dict(config.env.toy))
     if problems:
@@ -112,7 +128,8 @@ def make_env(config: embodied.Config, seed: int,
 
   `evaluation` marks an env whose episodes only score the agent; a task may
   then report its true reward where its training env does not (toy.Cue's
-  broken='zero_rewards'). Atari envs are the same either way.
+  broken='zero_rewards', Crafter's crafter_noreward). Atari envs are the
+  same either way.
   """
   suite = check_task(config)
   env = SUITES[suite](config, seed, evaluation)

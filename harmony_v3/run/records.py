@@ -1,12 +1,22 @@
 """What a run writes as it goes: one line per training episode
 (episodes.jsonl), per evaluation (eval.jsonl) and per log (metrics.jsonl, by
 the logger), and TensorBoard events with frames on the x-axis; with
-`run.track`, the logger's scalars also go to the tracker (tracking.py)."""
+`run.track`, the logger's scalars also go to the tracker (tracking.py).
+
+An env may add `log_*` keys to its observations (Crafter's achievements);
+as in DreamerV3's own loop, `run.log_keys_sum`, `_mean` and `_max` pick
+which of them each episode sums, averages or takes the maximum of. Those
+statistics go into the episode's line of episodes.jsonl (`stats`) and to
+the logger as `stats/<sum|mean|max>_<key>`, every episode and every key,
+zeros included: unlike the base, `run.log_zeros` is not used, so the
+records of a resumed run do not depend on what it saw before the resume.
+"""
 from __future__ import annotations
 
 import pathlib
+import re
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import embodied
 import numpy as np
@@ -15,15 +25,44 @@ from .logs import JSONLines, make_logger, truncate_tensorboard
 from .tracking import make_tracker
 
 
+STATS = {'sum': np.sum, 'mean': np.mean, 'max': np.max}
+
+
+def stat_keys(obs_keys: Iterable[str], run: embodied.Config
+              ) -> dict[str, tuple[str, ...]]:
+  """Which `log_*` observation keys each episode statistic covers: 'sum',
+  'mean', 'max' -> the keys that `run.log_keys_<kind>` matches (re.match,
+  as the base)."""
+  logged = sorted(k for k in obs_keys if k.startswith('log_'))
+  return {kind: tuple(k for k in logged
+                      if re.match(run[f'log_keys_{kind}'], k))
+          for kind in STATS}
+
+
+def episode_stats(ep: dict, keys: dict[str, tuple[str, ...]]) -> dict:
+  """`<kind>_<key>` -> that statistic of the key over the episode's steps,
+  as a plain int or float (JSON)."""
+  stats = {}
+  for kind, names in keys.items():
+    for name in names:
+      if name in ep:
+        value = STATS[kind](np.asarray(ep[name]))
+        stats[f'{kind}_{name}'] = value.item()
+  return stats
+
+
 class RunRecords:
   """The log files of one run folder, and cutting them back to a step."""
 
   def __init__(self, logdir: pathlib.Path, step: embodied.Counter,
-               repeat: int):
-    """`step`: the run's agent-step counter; `repeat`: frames per step."""
+               repeat: int, stat_keys: dict[str, tuple[str, ...]] | None
+               = None):
+    """`step`: the run's agent-step counter; `repeat`: frames per step;
+    `stat_keys`: the episode statistics to record (see `stat_keys`)."""
     self.logdir = logdir
     self.step = step
     self.repeat = repeat
+    self.stat_keys = stat_keys or {}
     self.evals = JSONLines(logdir / 'eval.jsonl')
     self.episodes = JSONLines(logdir / 'episodes.jsonl')
     self.metrics = JSONLines(logdir / 'metrics.jsonl')
@@ -84,10 +123,15 @@ class RunRecords:
     """Record a finished training episode."""
     score = float(ep['reward'].astype(np.float64).sum())
     length = len(ep['reward']) - 1
-    self.episodes.write({
-        'step': int(self.step), 'frames': self.frames(),
-        'score': score, 'length': length})
+    record = {'step': int(self.step), 'frames': self.frames(),
+              'score': score, 'length': length}
+    stats = episode_stats(ep, self.stat_keys)
+    if stats:
+      record['stats'] = stats
+    self.episodes.write(record)
     self.logger.add({'score': score, 'length': length}, prefix='episode')
+    if stats:
+      self.logger.add(stats, prefix='stats')
 
   def evaluation(self, result) -> None:
     """Record an evaluation (a `evaluation.EvalResult`) at the current step."""

@@ -5,6 +5,7 @@ Run folder:
   config.yaml       the full config (the checkpoint holds it too)
   metrics.jsonl     training metrics by agent step (losses, harmonizers, rates)
   episodes.jsonl    every training episode: step, frames, score, length
+                    (and `stats` of the env's log_* keys: Crafter's achievements)
   eval.jsonl        every evaluation: step, frames, episodes, returns, mean
   events.out.*      TensorBoard (x-axis: frames)
   checkpoint.ckpt   agent, counters, config and the replay manifest
@@ -39,7 +40,7 @@ from .errors import NonFiniteError, RunError
 from .evaluation import evaluate
 from .folder import RunFolder
 from .progress import Progress
-from .records import RunRecords
+from .records import RunRecords, stat_keys
 from .saving import Checkpointer
 from .stop_signals import EXIT_INTERRUPTED, StopSignals
 from ..config import ConfigError
@@ -130,7 +131,9 @@ class Trainer:
     self.eval_env = eval_env
     self.step = embodied.Counter()
     self.state = RunState()
-    self.records = RunRecords(self.logdir, self.step, self.repeat)
+    self.records = RunRecords(
+        self.logdir, self.step, self.repeat,
+        stat_keys(train_env.obs_space, self.args))
     self.saver = Checkpointer(config, folder, signals, log)
     self.saver.roll_back(self.records)
     self.replay = self.saver.open_replay()

@@ -221,11 +221,12 @@ def load_sweep(root: str | pathlib.Path,
   """
   root = pathlib.Path(root)
   methods: dict[str, MethodData] = {}
-  skipped = []
+  skipped, crafter = [], False
   for folder in find_run_dirs(root):
     notes: list[str] = []
     try:
       config = read_config(folder)
+      crafter |= str(config.get('task', '')).startswith('crafter_')
       game = games_lib.game_from_task(str(config['task']))
       seed = int(config['seed'])
     except (KeyError, TypeError, ValueError) as error:
@@ -245,6 +246,10 @@ def load_sweep(root: str | pathlib.Path,
       method.label = f'{label} (ours)'
     method.notes[:0] = skipped
     result.append(method)
+  if not result and crafter:
+    raise ValueError(f'No Atari 100K run folders found under {root}, but '
+                     'Crafter runs: score them with python -m '
+                     f'harmony_v3.scores.crafter {root}')
   if not result:
     why = f' ({len(skipped)} skipped: {skipped[0]})' if skipped else ''
     raise ValueError(f'No Atari 100K run folders found under {root}{why}')

@@ -8,13 +8,15 @@
   ./run_atari100k.sh --engine slurm --per-gpu 2 --slurm-args "--partition gpu --account myproj --time 8:00:00"
   ./run_atari100k.sh --engine ray --ray-address auto --per-gpu 2
   ./run_atari100k.sh --suite minatar --cpu --both   # = scripts/run_minatar.sh --both
+  ./run_atari100k.sh --suite crafter --both --seeds 0 1 2
 
 Suites (--suite): atari100k (default: 26 games, preset atari100k, a GPU per
 run), minatar (5 MinAtar games, tasks minatar_<game>, preset minatar, on
-the CPU with --cpu, as many runs at a time as there are cores) or dmc (20
+the CPU with --cpu, as many runs at a time as there are cores), dmc (20
 DeepMind Control tasks, tasks dmc_<domain>_<task>, preset dmc_vision, a GPU
-per run with --per-gpu K; no score table yet). Each run's step budget is its
-preset's. See harmony_v3/sweep/suites.py.
+per run with --per-gpu K; no score table yet) or crafter (task
+crafter_reward, preset crafter, a GPU per run: seeds and methods only). Each
+run's step budget is its preset's. See harmony_v3/sweep/suites.py.
 
 Runs go to {logroot}/{method}/{game}/seed{seed} (method: harmony or
 dreamerv3), each with its own train.log. Running the same command again skips
@@ -71,8 +73,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
       formatter_class=argparse.RawDescriptionHelpFormatter)
   what = parser.add_argument_group('what to run')
   what.add_argument('--suite', choices=tuple(SUITES), default=DEFAULT_SUITE,
-                    help='the benchmark: atari100k (default), minatar or '
-                         'dmc')
+                    help='the benchmark: atari100k (default), minatar, '
+                         'dmc or crafter')
   what.add_argument('--games', nargs='+', metavar='GAME',
                     help="default: every game of the suite (Atari 100K's "
                          "26, MinAtar's 5, DMC's 20 tasks, e.g. "

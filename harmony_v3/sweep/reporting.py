@@ -20,6 +20,8 @@ from .suites import DEFAULT_SUITE, get_suite
 SCORES_CMD_ENV = 'HARMONY_SCORES_CMD'
 # The same for `python -m harmony_v3.scores.minatar` (--suite minatar).
 MINATAR_SCORES_CMD_ENV = 'HARMONY_MINATAR_SCORES_CMD'
+# The same for `python -m harmony_v3.scores.crafter` (--suite crafter).
+CRAFTER_SCORES_CMD_ENV = 'HARMONY_CRAFTER_SCORES_CMD'
 
 
 def print_dry_run(runs: Sequence[Run]) -> None:
@@ -31,10 +33,13 @@ def print_dry_run(runs: Sequence[Run]) -> None:
 
 def scores_command(suite: str = DEFAULT_SUITE) -> list[str]:
   """The score-table command of `suite` ($HARMONY_SCORES_CMD, or for
-  MinAtar $HARMONY_MINATAR_SCORES_CMD, replaces the default)."""
+  MinAtar $HARMONY_MINATAR_SCORES_CMD, for Crafter
+  $HARMONY_CRAFTER_SCORES_CMD, replaces the default)."""
   env, module = SCORES_CMD_ENV, 'harmony_v3.scores'
   if suite == 'minatar':
     env, module = MINATAR_SCORES_CMD_ENV, 'harmony_v3.scores.minatar'
+  elif suite == 'crafter':
+    env, module = CRAFTER_SCORES_CMD_ENV, 'harmony_v3.scores.crafter'
   text = os.environ.get(env)
   if text:
     return shlex.split(text)
@@ -48,10 +53,14 @@ def report_commands(logroot: pathlib.Path,
   Atari 100K: the score table and figures of the run folders. MinAtar: the
   finished runs' data files into logroot/benchmark (see docs/
   minatar_benchmark.md), then the report built from those files alone.
+  Crafter: the Crafter score table, with every run in report/crafter.json.
   """
   if not get_suite(suite).scores:
     return []
   command = scores_command(suite)
+  if suite == 'crafter':
+    return [[*command, str(logroot), '--achievements', '--json',
+             str(logroot / 'report' / 'crafter.json')]]
   if suite == 'minatar':
     files = logroot / 'benchmark'
     return [[*command, 'collect', str(logroot), '--out', str(files)],

@@ -8,6 +8,9 @@
   dmc        20 DeepMind Control tasks (DreamerV3's visual control set), tasks
              dmc_<domain>_<task>, preset dmc_vision, runs in
              ~/logdir/harmony_v3_dmc, one GPU each; no score table yet
+  crafter    Crafter (Hafner, 2021), task crafter_reward (game 'reward'),
+             preset crafter, runs in ~/logdir/harmony_v3_crafter, a GPU per
+             run: a sweep over seeds (and methods)
 
 Each run's step budget is its preset's `run.steps`; the sweep passes none.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ..envs.crafter import TASKS as CRAFTER_TASKS
 from ..envs.games import ATARI100K_GAMES, DMC_TASKS, MINATAR_GAMES
 
 
@@ -46,6 +50,8 @@ SUITES: dict[str, Suite] = {
     'dmc': Suite('dmc', 'DeepMind Control', 'dmc', DMC_TASKS,
                  ('dmc_vision',), '~/logdir/harmony_v3_dmc', cpu=False,
                  scores=False),
+    'crafter': Suite('crafter', 'Crafter', 'crafter', CRAFTER_TASKS[:1],
+                     ('crafter',), '~/logdir/harmony_v3_crafter', cpu=False),
 }
 DEFAULT_SUITE = 'atari100k'
 
