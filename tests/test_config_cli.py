@@ -64,9 +64,10 @@ def test_cli_unknown_game_lists_valid_games(capsys):
 
 
 def test_cli_non_atari_task(capsys):
-  code, err = _main_error(capsys, ['--task', 'crafter_reward', '--configs',
+  code, err = _main_error(capsys, ['--task', 'dmlab_rooms_watermaze', '--configs',
                                    'tiny'])
   assert code == 2 and "atari_<game>" in err and 'dmc_<domain>_<task>' in err
+  assert 'crafter_reward' in err
 
 
 def test_cli_bad_flag(capsys):
@@ -225,17 +226,19 @@ def test_help_lists_the_presets_that_work_and_what_the_others_need(capsys):
 def test_a_registered_suite_makes_its_presets_usable(capsys, monkeypatch):
   """As a new suite (MinAtar, say) added to harmony_v3.envs.SUITES."""
   from harmony_v3 import envs
-  monkeypatch.setitem(envs.SUITES, 'crafter', lambda *args: None)
+  monkeypatch.setitem(envs.SUITES, 'dmlab', lambda *args: None)
   usable = _section(_help(capsys), 'presets (--configs):')
-  assert 'crafter' in usable and 'task crafter_reward' in usable
+  assert 'dmlab' in usable and 'task dmlab_explore_goal_locations_small' in (
+      usable)
 
 
 def test_an_unsupported_preset_is_one_clear_error(capsys, tmp_path):
-  code, err = _main_error(capsys, ['--configs', 'crafter', '--logdir',
+  code, err = _main_error(capsys, ['--configs', 'dmlab', '--logdir',
                                    str(tmp_path / 'run')])
   assert code == 2
-  assert ("Preset 'crafter' trains crafter_reward, but harmony_v3 has no "
-          'crafter environments yet') in err
+  assert ("Preset 'dmlab' trains dmlab_explore_goal_locations_small, but "
+          'harmony_v3 has no dmlab environments yet') in err
+  assert not (tmp_path / 'run').exists()
   with pytest.raises(ConfigError, match='multi-device training is not '
                                         'supported'):
     load_config(['tiny', 'multicpu'])

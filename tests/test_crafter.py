@@ -121,7 +121,7 @@ def test_preset_is_the_base_one_with_a_budget_and_listed(capsys):
   out = capsys.readouterr().out
   usable = out.split('presets (--configs):')[1].split('not supported yet:')[0]
   assert 'crafter     task crafter_reward' in usable
-  assert 'suites: atari, minatar, toy, crafter' in ' '.join(out.split())
+  assert 'suites: atari, minatar, dmc, crafter, toy' in ' '.join(out.split())
   with pytest.raises(ConfigError):  # The reason is in train.build_config.
     train.build_config(['--configs', 'crafter', 'tiny'])
   # crafter_noreward: no reward to train on, Crafter's reward to evaluate.

@@ -107,7 +107,7 @@ def test_make_env_dispatches_on_the_suite():
 
 
 def test_cli_unknown_task_lists_valid_tasks(capsys):
-  for task in ('toy_maze', 'crafter_reward', 'pong'):
+  for task in ('toy_maze', 'dmlab_rooms_watermaze', 'pong'):
     assert train.main(['--task', task, '--configs', 'tiny']) == 2
     err = capsys.readouterr().err
     assert f"Unknown task '{task}'" in err

@@ -58,8 +58,8 @@ SUITES: dict[str, Callable[..., embodied.Env]] = {
     'atari': _make_atari,
     'minatar': _make_minatar,
     'dmc': _make_dmc,
-    'toy': _make_toy,
     'crafter': _make_crafter,
+    'toy': _make_toy,
 }
 
 
