@@ -94,21 +94,38 @@ def default_logdir(config) -> str:
       f'~/logdir/harmony_v3/{config.task}/{method}/seed{config.seed}')
 
 
+ENCODER_DECODER_KEYS = ('encoder.mlp_keys', 'encoder.cnn_keys',
+                        'decoder.mlp_keys', 'decoder.cnn_keys')
+
+
 def check_dmc_order(presets: Sequence[str]) -> None:
-  """Refuse a preset of another suite after dmc_proprio or dmc_vision:
-  `--configs dmc_proprio tiny` would train on images only (tiny applies the
-  base's atari100k, whose encoder reads the image alone)."""
+  """Refuse a preset of another suite after dmc_proprio or dmc_vision when
+  it changes what the model reads: `--configs dmc_proprio tiny` would train
+  on images only (tiny applies the base's atari100k, whose encoder reads the
+  image alone). `--configs dmc_vision tiny` reads the image either way and
+  is accepted."""
   for at, name in enumerate(presets):
     if not (preset_task(name) or '').startswith('dmc_'):
       continue
-    for later in presets[at + 1:]:
-      task = preset_task(later)
-      if task and not task.startswith('dmc_'):
-        raise ConfigError(
-            f"--configs {' '.join(presets)}: '{later}' (which sets task "
-            f"{task}) after '{name}' puts its own encoder and decoder keys "
-            f"back over {name}'s. Give it first; on the CPU: --configs tiny "
-            f'{name} dmc_tiny (docs/dmc.md).')
+    others = [later for later in presets[at + 1:]
+              if not (preset_task(later) or 'dmc_').startswith('dmc_')]
+    if not others:
+      continue
+    alone, combined = load_config([name]), load_config(list(presets))
+    if all(_dotted(alone, key) == _dotted(combined, key)
+           for key in ENCODER_DECODER_KEYS):
+      continue
+    raise ConfigError(
+        f"--configs {' '.join(presets)}: '{others[0]}' (which sets task "
+        f"{preset_task(others[0])}) after '{name}' puts its own encoder and "
+        f"decoder keys back over {name}'s. Give it first; on the CPU: "
+        f'--configs tiny {name} dmc_tiny (docs/dmc.md).')
+
+
+def _dotted(config, key: str):
+  for part in key.split('.'):
+    config = config[part]
+  return config
 
 
 def build_config(argv: Sequence[str]):

@@ -136,6 +136,11 @@ def test_config_errors_are_clear(capsys):
   assert train.main(['--task', 'dmc_walker_walk', '--configs',
                      'dmc_proprio', 'tiny']) == 2
   assert '--configs tiny dmc_proprio dmc_tiny' in capsys.readouterr().err
+  # tiny after dmc_vision keeps what the model reads (the image): accepted.
+  config = train.build_config(['--task', 'dmc_walker_walk', '--configs',
+                               'dmc_vision', 'tiny'])
+  assert config.encoder.cnn_keys == 'image' and config.task == (
+      'dmc_walker_walk')
   config = load_config(['tiny'], ['--task', 'dmc_walker_flyy'])
   with pytest.raises(ValueError, match='walker: stand, walk, run'):
     check_task(config)
