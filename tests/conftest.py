@@ -3,7 +3,9 @@
 JIT compilation on a 2-core CPU takes tens of seconds per function, so the
 agent is built and compiled once and shared by every test that needs it.
 """
+import os
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -78,3 +80,17 @@ def harmony_agent(tiny_config, pong_env):
 @pytest.fixture(scope='session')
 def python():
   return sys.executable
+
+
+def train_smoke(logdir, task: str, configs, *flags: str) -> str:
+  """Run `python -m harmony_v3.train` for a smoke test with progress lines,
+  assert that it ended well, and return what it printed."""
+  command = [sys.executable, '-m', 'harmony_v3.train', '--task', task,
+             '--configs', *configs, '--logdir', str(logdir), *flags,
+             '--run.progress', 'lines']
+  done = subprocess.run(
+      command, capture_output=True, text=True, timeout=600,
+      env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+  out = done.stdout + done.stderr
+  assert done.returncode == 0, out[-3000:]
+  return out

@@ -11,12 +11,11 @@ the tests reset as few times as they can.
 """
 import json
 import math
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import train_smoke
 
 from harmony_v3.config import ConfigError, load_config
 from harmony_v3.envs import check_task
@@ -255,18 +254,11 @@ def test_smoke_run(tmp_path, capsys):
   Atari end-to-end test runs it) and would double this test's time. 32x32
   images for the same reason."""
   logdir = tmp_path / 'run'
-  command = [
-      sys.executable, '-m', 'harmony_v3.train', '--task', 'crafter_reward',
-      '--configs', 'crafter', 'tiny', '--logdir', str(logdir),
+  out = train_smoke(
+      logdir, 'crafter_reward', ['crafter', 'tiny'],
       '--run.steps', '300', '--run.train_fill', '300',
       '--run.eval_every', '300', '--run.eval_eps', '1', '--run.eval_envs', '1',
-      '--env.crafter.length', '99', '--env.crafter.size', '32,32',
-      '--run.progress', 'lines']
-  done = subprocess.run(
-      command, capture_output=True, text=True, timeout=600,
-      env={**os.environ, 'PYTHONUNBUFFERED': '1'})
-  out = done.stdout + done.stderr
-  assert done.returncode == 0, out[-3000:]
+      '--env.crafter.length', '99', '--env.crafter.size', '32,32')
   assert "Encoder CNN shapes: {'image': (32, 32, 3)}" in out
   episodes = [json.loads(l) for l in
               (logdir / 'episodes.jsonl').read_text().splitlines()]

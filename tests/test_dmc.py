@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import train_smoke
 
 pytest.importorskip('dm_control')
 pytest.importorskip('mujoco')
@@ -221,17 +222,10 @@ def test_smoke_run(tmp_path):
   """The CPU command for a few hundred steps: training, an evaluation and
   the end of the run (Harmony DreamerV3), on proprio observations."""
   logdir = tmp_path / 'run'
-  command = [
-      sys.executable, '-m', 'harmony_v3.train', '--task', 'dmc_walker_walk',
-      '--configs', *CPU, '--logdir', str(logdir),
+  out = train_smoke(
+      logdir, 'dmc_walker_walk', CPU,
       '--run.steps', '150', '--run.eval_every', '150', '--run.eval_eps', '1',
-      '--run.eval_envs', '1', '--run.train_ratio', '16',
-      '--run.progress', 'lines']
-  done = subprocess.run(
-      command, capture_output=True, text=True, timeout=600,
-      env={**os.environ, 'PYTHONUNBUFFERED': '1'})
-  out = done.stdout + done.stderr
-  assert done.returncode == 0, out[-3000:]
+      '--run.eval_envs', '1', '--run.train_ratio', '16')
   assert ("Encoder MLP shapes: {'orientations': (14,), 'height': (1,), "
           "'velocity': (9,)}") in out
   evals = [json.loads(l) for l in

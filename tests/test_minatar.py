@@ -6,12 +6,10 @@ forms, clear errors, the random-return data, and one smoke run of
 `python -m harmony_v3.train --configs tiny minatar`.
 """
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import train_smoke
 
 from harmony_v3.envs import minatar as ours
 from harmony_v3.config import load_config
@@ -216,17 +214,10 @@ def test_smoke_run(tmp_path):
   """A few hundred steps of the user's command, through training, an
   evaluation and the end of the run (Harmony DreamerV3, the default)."""
   logdir = tmp_path / 'run'
-  command = [
-      sys.executable, '-m', 'harmony_v3.train', '--task', 'minatar_breakout',
-      '--configs', 'tiny', 'minatar', '--logdir', str(logdir),
+  out = train_smoke(
+      logdir, 'minatar_breakout', ['tiny', 'minatar'],
       '--run.steps', '300', '--run.eval_every', '300', '--run.eval_eps', '4',
-      '--run.eval_envs', '4', '--run.train_ratio', '16',
-      '--run.progress', 'lines']
-  done = subprocess.run(
-      command, capture_output=True, text=True, timeout=600,
-      env={**os.environ, 'PYTHONUNBUFFERED': '1'})
-  out = done.stdout + done.stderr
-  assert done.returncode == 0, out[-3000:]
+      '--run.eval_envs', '4', '--run.train_ratio', '16')
   assert "Encoder MLP shapes: {'grid': (400,)}" in out
   evals = [json.loads(l) for l in
            (logdir / 'eval.jsonl').read_text().splitlines()]
