@@ -94,3 +94,20 @@ def train_smoke(logdir, task: str, configs, *flags: str) -> str:
   out = done.stdout + done.stderr
   assert done.returncode == 0, out[-3000:]
   return out
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+  """Sweeps with the stand-in trainer (tests/stand_in_trainer.py), no GPU
+  (no nvidia-smi, CUDA_VISIBLE_DEVICES unset) and fast polling; returns
+  tmp_path."""
+  from harmony_v3.sweep import devices, launch, local
+  stand_in = ROOT / 'tests' / 'stand_in_trainer.py'
+  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {stand_in}')
+  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
+  monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+  monkeypatch.delenv('FAKE_FAIL_GAME', raising=False)
+  monkeypatch.delenv('FAKE_NO_DONE_GAME', raising=False)
+  monkeypatch.setenv('FAKE_SLEEP', '0')
+  monkeypatch.setattr(local, 'POLL_SECONDS', 0.05)
+  return tmp_path

@@ -2,26 +2,8 @@
 missing score table said, not failed. Needs neither dm-control nor a GPU
 (the plan only builds configs; the stand-in trainer trains nothing)."""
 import json
-import pathlib
-import sys
-
-import pytest
 
 from harmony_v3.sweep import cli as sweep_cli
-from harmony_v3.sweep import devices, launch, local
-
-STAND_IN = pathlib.Path(__file__).resolve().parent / 'stand_in_trainer.py'
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-  """The stand-in trainer, no GPU, fast polling."""
-  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {STAND_IN}')
-  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
-  monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
-  monkeypatch.setenv('FAKE_SLEEP', '0')
-  monkeypatch.setattr(local, 'POLL_SECONDS', 0.05)
-  return tmp_path
 
 
 def test_dmc_suite_dry_run(fake, capsys):

@@ -16,10 +16,9 @@ from harmony_v3.scores.minatar import benchmark, cli, records, stats
 from harmony_v3.scores.minatar.collect import collect, parse_duration
 from harmony_v3.scores.runs import load_published
 from harmony_v3.sweep import cli as sweep_cli
-from harmony_v3.sweep import devices, launch, local, reporting
+from harmony_v3.sweep import reporting
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-STAND_IN = REPO / 'tests' / 'stand_in_trainer.py'
 GAMES = ('breakout', 'freeway')
 SEEDS = (0, 1, 2)
 REPS = 200  # Small bootstraps: fast, and still reproducible.
@@ -378,17 +377,6 @@ def test_bootstrap_mean_interval_and_reproducibility():
 
 
 # The sweep's --suite minatar ---------------------------------------------------
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-  """The stand-in trainer, no GPU, fast polling."""
-  monkeypatch.setenv(launch.TRAIN_CMD_ENV, f'{sys.executable} {STAND_IN}')
-  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
-  monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
-  monkeypatch.setenv('FAKE_SLEEP', '0')
-  monkeypatch.setattr(local, 'POLL_SECONDS', 0.05)
-  return tmp_path
 
 
 def test_minatar_suite_plan_defaults(fake, capsys, monkeypatch):

@@ -50,19 +50,6 @@ def wait_until(predicate, timeout, what, poll=0.1):
 
 
 
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-  """A fake trainer and no GPU (no nvidia-smi, CUDA_VISIBLE_DEVICES unset)."""
-  monkeypatch.setenv(launch.TRAIN_CMD_ENV, stand_in())
-  monkeypatch.setenv(devices.NVIDIA_SMI_ENV, str(tmp_path / 'no-nvidia-smi'))
-  monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
-  monkeypatch.delenv('FAKE_FAIL_GAME', raising=False)
-  monkeypatch.delenv('FAKE_NO_DONE_GAME', raising=False)
-  monkeypatch.setenv('FAKE_SLEEP', '0')
-  monkeypatch.setattr(local, 'POLL_SECONDS', 0.05)
-  return tmp_path
-
-
 def run_main(capsys, *argv):
   code = cli.main([str(a) for a in argv])
   out, err = capsys.readouterr()
