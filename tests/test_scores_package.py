@@ -10,7 +10,8 @@ from harmony_v3 import scores
 
 PACKAGE = pathlib.Path(scores.__file__).parent
 # Each module may import only modules listed before it.
-LAYERS = ('benchmark', 'runs', 'aggregate', 'table', 'formats', 'plots', 'cli')
+LAYERS = ('benchmark', 'runs', 'crafter', 'aggregate', 'table', 'formats',
+          'plots', 'cli')
 # The public names of harmony_v3/scores.py before it became a package.
 FLAT_MODULE_NAMES = (
     'AGGREGATE_ROWS', 'BOLD_TOLERANCE', 'Cell', 'Curve',
