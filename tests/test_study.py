@@ -322,3 +322,64 @@ def test_replay_of_the_model_optimizer_on_s_matches_optax():
   assert unclipped == 1 + adaptation.updates_to_optimum(
       150.0, 1e-2, max_updates=5000)
   assert first([4000.0] * 10) < unclipped
+
+
+def test_a_run_killed_mid_way_resumes_from_its_last_evaluation(
+    quick_study, tmp_path):
+  """A run stopped after its first held-out evaluation resumes there on the
+  next call and ends with the uninterrupted run's result."""
+  from harmony_v3.study import jobs, model, runs
+  from harmony_v3.study.data import load_or_collect
+  out, _ = quick_study
+  chosen = cli.build_settings(cli.parse_args(list(QUICK_ARGS)))
+  arm = 'harmony_lr'
+  train, heldout, info = load_or_collect(
+      out / 'data', chosen.games, chosen.train_steps_per_game,
+      chosen.heldout_steps_per_game, chosen.data_seed, report=print)
+  actions = max(info['action_sets'].values())
+  heldout = runs.HeldOut(heldout, chosen, actions)
+  arm_model = model.WorldModelArm(
+      settings.arm_config(chosen, arm, 'cpu'), *jobs._spaces(train, actions),
+      chosen.context, fast_compile=True)
+  partial, messages = tmp_path / 'partial.pkl', []
+
+  def train_one(progress):
+    return runs.train_one(arm_model, arm, 0, train, heldout, chosen, actions,
+                          progress, partial=partial, say=messages.append)
+
+  class Killed(Exception):
+    pass
+
+  def kill_after_the_first_evaluation(update, metrics):
+    if update == chosen.eval_every + 1:
+      raise Killed()
+
+  with pytest.raises(Killed):
+    train_one(kill_after_the_first_evaluation)
+  assert partial.exists() and not messages
+  updates = []
+  resumed = train_one(lambda update, metrics: updates.append(update))
+  assert messages == [f'Resuming {arm} seed 0 at update {chosen.eval_every} '
+                      f'from {partial}']
+  assert updates == list(range(chosen.eval_every, chosen.updates + 1))
+  uninterrupted = _result(out, arm)
+  for key in ('curves', 'train', 'harmonizers'):
+    np.testing.assert_equal(json.loads(json.dumps(resumed[key])),
+                            uninterrupted[key])
+
+
+def test_a_damaged_or_foreign_run_state_is_reported_and_ignored(tmp_path):
+  from harmony_v3.study import runs
+  partial, messages = tmp_path / 'partial.pkl', []
+  chosen = settings.QUICK
+  partial.write_bytes(b'\x80\x05trunc')
+  assert runs._load_partial(partial, 'harmony', 0, chosen,
+                            messages.append) is None
+  partial.write_bytes(__import__('pickle').dumps({
+      'arm': 'harmony', 'seed': 0, 'update': 6,
+      'settings': dataclasses.asdict(dataclasses.replace(chosen, updates=7))}))
+  assert runs._load_partial(partial, 'harmony', 0, chosen,
+                            messages.append) is None
+  assert 'unreadable (UnpicklingError)' in messages[0]
+  assert 'saved under other settings' in messages[1]
+  assert all('starts from update 0' in m for m in messages)

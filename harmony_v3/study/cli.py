@@ -84,6 +84,8 @@ class StudyProgress:
     self.total = total_updates
     self.finished = 0      # updates of finished runs
     self.active = {}       # label -> updates done
+    self.resumed = {}      # label -> the update it resumed from (0 if new)
+    self.resumed_total = 0  # of finished runs; not counted in the rate
     self.start = time.time()
     self._last = 0.0
     self.text = ''
@@ -92,6 +94,7 @@ class StudyProgress:
              metrics: dict | None) -> None:
     """Record run `label` at `update` of `of`; print if it is time."""
     self.active[label] = update
+    self.resumed.setdefault(label, update)
     if metrics:
       self.text = (f"{label}: held-out reward error "
                    f"{metrics['reward_mse_tf']:.4f} tf / "
@@ -102,8 +105,9 @@ class StudyProgress:
       return
     self._last = now
     done = self.finished + sum(self.active.values())
+    done_here = done - self.resumed_total - sum(self.resumed.values())
     elapsed = now - self.start
-    eta = (self.total - done) * elapsed / done if done else 0
+    eta = (self.total - done) * elapsed / done_here if done_here > 0 else 0
     runs = ', '.join(f'{k} {v:,}/{of:,}' for k, v in self.active.items())
     line = (f'[{runs}] study {done:,}/{self.total:,} updates, ETA '
             f'{format_duration(eta)} | {self.text}')
@@ -115,6 +119,7 @@ class StudyProgress:
 
   def finish_run(self, label: str) -> None:
     self.finished += self.active.pop(label, 0)
+    self.resumed_total += self.resumed.pop(label, 0)
 
   def message(self, text: str) -> None:
     if self.mode == 'bar':

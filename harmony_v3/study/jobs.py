@@ -31,6 +31,11 @@ def result_path(out: pathlib.Path, arm: str, seed: int) -> pathlib.Path:
   return out / 'results' / f'{arm}__seed{seed}.json'
 
 
+def partial_path(out: pathlib.Path, arm: str, seed: int) -> pathlib.Path:
+  """Where an unfinished (arm, seed) run keeps its state between sessions."""
+  return out / 'partial' / f'{arm}__seed{seed}.pkl'
+
+
 def _spaces(train, num_actions):
   """The world model's spaces: the dataset's images, one-hot actions."""
   import embodied
@@ -68,11 +73,14 @@ def train_arms(out: pathlib.Path, settings, platform: str,
                           fast_compile=settings.fast_compile)
     for seed in seeds:
       label = f'{arm} seed {seed}'
+      partial = partial_path(out, arm, seed)
       result = runs.train_one(
           model, arm, seed, train, heldout, settings, num_actions,
-          lambda u, m: emit(('progress', label, u, settings.updates, m)))
+          lambda u, m: emit(('progress', label, u, settings.updates, m)),
+          partial=partial, say=lambda text: emit(('message', text)))
       result['dataset'] = info['settings']
       write_json_atomic(result_path(out, arm, seed), result)
+      partial.unlink(missing_ok=True)
       emit(('done', label, result))
 
 

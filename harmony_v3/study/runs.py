@@ -6,7 +6,10 @@ differ only in their loss.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import pathlib
+import pickle
 import time
 from typing import Callable, Sequence
 
@@ -14,6 +17,7 @@ import jax
 import numpy as np
 
 from . import evaluate
+from ..run.atomic_files import write_atomic
 from .data import Split
 from .model import WorldModelArm
 from .settings import NOT_PAPER, Settings, StudyError
@@ -62,16 +66,47 @@ def _subsample(length: int) -> np.ndarray:
   return index
 
 
+def _load_partial(path: pathlib.Path, arm: str, seed: int,
+                  settings: Settings, say: Callable[[str], None]
+                  ) -> dict | None:
+  """The saved state of an unfinished run, or None (nothing usable saved)."""
+  if not path.exists():
+    return None
+  try:
+    with path.open('rb') as file:
+      state = pickle.load(file)
+    same = (state['arm'], state['seed'], state['settings']) == (
+        arm, seed, dataclasses.asdict(settings))
+  except Exception as error:  # Truncated or foreign file: start over.
+    say(f'{path} is unreadable ({type(error).__name__}); {arm} seed {seed} '
+        'starts from update 0.')
+    return None
+  if not same:
+    say(f'{path} was saved under other settings; {arm} seed {seed} starts '
+        'from update 0.')
+    return None
+  say(f"Resuming {arm} seed {seed} at update {state['update']} from {path}")
+  return state
+
+
 def train_one(model: WorldModelArm, arm: str, seed: int, train: Split,
               heldout: HeldOut, settings: Settings, num_actions: int,
               progress: Callable[[int, dict | None], None],
-              history: list | None = None) -> dict:
+              history: list | None = None,
+              partial: pathlib.Path | None = None,
+              say: Callable[[str], None] = print) -> dict:
   """Train one world model for `settings.updates` updates; its result.
 
   `progress(update, heldout_metrics_or_None)` is called after every update.
   Every update's train metrics are appended to `history` (a new list if
   None) by the time of each held-out evaluation; `study.trace` passes its
   own list to keep them all.
+
+  With `partial` (a file), the run's whole state is saved there atomically
+  at every held-out evaluation, and a run that finds the file resumes from
+  it: a killed run loses at most `eval_every` updates, and its result is
+  the one an uninterrupted run gives (same batches, keys and variables).
+  The caller deletes the file once the result is written.
   """
   starts = train.window_starts(settings.batch_length)
   batch_rng = np.random.default_rng([seed, 1])
@@ -95,13 +130,34 @@ def train_one(model: WorldModelArm, arm: str, seed: int, train: Split,
     return {'update': update, **evaluate.heldout_metrics(
         outputs, heldout.targets, heldout.games, heldout.game_names)}
 
-  curves = [heldout_eval(0)]
-  progress(0, curves[-1])
-  pending = []
   history = [] if history is None else history
-  train_s = 0.0
+  saved = partial and _load_partial(partial, arm, seed, settings, say)
+  if saved:
+    varibs = jax.device_put(saved['varibs'], model.device)
+    batch_rng.bit_generator.state = saved['batch_rng']
+    key_rng.bit_generator.state = saved['key_rng']
+    curves, train_s, eval_s = saved['curves'], saved['train_s'], saved[
+        'eval_s']
+    history.extend(saved['history'])
+    first = saved['update'] + 1
+  else:
+    curves = [heldout_eval(0)]
+    train_s, first = 0.0, 1
+  progress(first - 1, curves[-1])
+
+  def save(update):
+    state = {'arm': arm, 'seed': seed,
+             'settings': dataclasses.asdict(settings), 'update': update,
+             'varibs': jax.device_get(varibs),
+             'batch_rng': batch_rng.bit_generator.state,
+             'key_rng': key_rng.bit_generator.state, 'curves': curves,
+             'history': history, 'train_s': train_s, 'eval_s': eval_s}
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(partial, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+
+  pending = []
   start = time.perf_counter()
-  for update in range(1, settings.updates + 1):
+  for update in range(first, settings.updates + 1):
     metrics, varibs = model.train(
         varibs, int(key_rng.integers(2 ** 32)), batch())
     pending.append(metrics)
@@ -112,6 +168,8 @@ def train_one(model: WorldModelArm, arm: str, seed: int, train: Split,
       jax.block_until_ready(varibs)
       train_s += time.perf_counter() - start
       curves.append(heldout_eval(update))
+      if partial and update < settings.updates:
+        save(update)
       start = time.perf_counter()
     progress(update, curves[-1] if due else None)
   # The first update of an arm's first seed holds the update's compilation.
