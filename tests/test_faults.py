@@ -121,10 +121,13 @@ def test_replay_ahead_of_the_checkpoint_is_discarded(tmp_path):
   payload = checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
   assert payload['step'] == 200
   on_disk = replay_files.make_manifest(logdir / 'replay')
-  assert replay_files.manifest_steps(on_disk) > 200  # Ahead of the ckpt.
+  # Chunks are written by a thread pool: under load the 6th chunk can be on
+  # disk before the 5th write's kill, so the count ahead is read, not fixed.
+  ahead = replay_files.manifest_steps(on_disk) - 200
+  assert ahead >= 120
   second = Trainer(logdir, '--run.steps', '200')  # Resume, nothing more.
   assert second.wait() == 0, second.output[-3000:]
-  assert 'Discarded 120 replay steps' in second.output
+  assert f'Discarded {ahead} replay steps' in second.output
   assert 'at step 200 (200 replay steps, 193 sequences)' in second.output
 
 
