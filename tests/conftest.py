@@ -5,13 +5,37 @@ agent is built and compiled once and shared by every test that needs it.
 """
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+_SESSION_CACHE = None
+
+
+def pytest_configure(config):
+  """One persistent JAX compilation cache for the whole test session.
+
+  JAX reads JAX_COMPILATION_CACHE_DIR, so this process and every trainer,
+  bench and sweep it starts reuse what another test compiled with the same
+  shapes and config (the tiny agent is compiled by many tests). A user's
+  own JAX_COMPILATION_CACHE_DIR is kept; tests that pass
+  --run.compilation_cache use their own folder.
+  """
+  global _SESSION_CACHE
+  if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix='harmony_v3_test_jax_cache_')
+    os.environ['JAX_COMPILATION_CACHE_DIR'] = _SESSION_CACHE
+
+
+def pytest_unconfigure(config):
+  if _SESSION_CACHE:
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')
