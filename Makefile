@@ -52,8 +52,12 @@ install-dmc: install
 train: install
 	$(PY) -m harmony_v3.train --task $(TASK) --configs $(CONFIGS) $(ARGS)
 
+# Two test processes (pytest-xdist), each taking whole files so that a
+# module's compiled fixtures are built once: XLA compiles on one core, and
+# most of the suite's time is compilation. TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest tests --durations=20
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # The SLURM engine on real SLURM: a single-node cluster on this machine
 # (scripts/slurm_local_cluster.sh; root, and apt-get the first time), real

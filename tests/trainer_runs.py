@@ -28,16 +28,22 @@ def _start_forkserver() -> None:
   """
   from multiprocessing import forkserver
   CTX.set_forkserver_preload(['standin'])
-  old = os.environ.get('PYTHONPATH')
+  saved = {key: os.environ.get(key)
+           for key in ('PYTHONPATH', 'JAX_COMPILATION_CACHE_DIR')}
   os.environ['PYTHONPATH'] = os.pathsep.join(
-      [str(TESTS), str(TESTS.parent)] + ([old] if old else []))
+      [str(TESTS), str(TESTS.parent)] + (
+          [saved['PYTHONPATH']] if saved['PYTHONPATH'] else []))
+  # No persistent compilation cache (conftest's): the signal tests send
+  # signals while a stand-in trainer compiles, which a cache hit would skip.
+  os.environ.pop('JAX_COMPILATION_CACHE_DIR', None)
   try:
     forkserver.ensure_running()
   finally:
-    if old is None:
-      del os.environ['PYTHONPATH']
-    else:
-      os.environ['PYTHONPATH'] = old
+    for key, value in saved.items():
+      if value is None:
+        os.environ.pop(key, None)
+      else:
+        os.environ[key] = value
 
 
 class Trainer:
