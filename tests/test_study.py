@@ -102,6 +102,12 @@ def test_bad_input_is_one_line_and_exit_2(quick_study, capsys):
   assert 'other settings (updates)' in capsys.readouterr().err
   assert cli.main(['--quick', '--arms', 'nope']) == 2
   assert 'unknown arms' in capsys.readouterr().err
+  # Refused before hours of training, not when the summary is written.
+  missing = out / 'no_such_folder' / 'summary.json'
+  assert cli.main([*QUICK_ARGS, '--out', str(out), '--json',
+                   str(missing)]) == 2
+  assert f'the folder {missing.parent} does not exist' in (
+      capsys.readouterr().err)
 
 
 def test_damaged_study_files_are_one_message_and_nothing_runs(

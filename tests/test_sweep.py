@@ -150,6 +150,14 @@ def test_bad_options_exit_nonzero_with_a_clear_message(
   assert not plan_lines(out)
 
 
+def test_unsplittable_train_command_in_the_environment_is_one_message(
+    fake, capsys, monkeypatch):
+  monkeypatch.setenv('HARMONY_TRAIN_CMD', "python -m 'harmony_v3.train")
+  code, out, err = run_main(capsys, '--logroot', fake / 'l', '--dry-run')
+  assert code == 2 and not plan_lines(out)
+  assert '$HARMONY_TRAIN_CMD' in err and 'No closing quotation' in err
+
+
 def test_bad_logroot_and_plan_file_are_one_message(fake, capsys):
   """Issue 19, round two: a --logroot below a file, and a plan file that is
   JSON but not a plan, were tracebacks."""

@@ -272,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              + ('_quick' if args.quick else ''))
   out = pathlib.Path(os.path.expanduser(args.out or default)).resolve()
   message = _check_study_file(out, settings)
+  json_folder = pathlib.Path(args.json).parent if args.json else None
+  if json_folder and not json_folder.is_dir():
+    message = f'--json {args.json}: the folder {json_folder} does not exist'
   if message:
     print(f'error: {message}', file=sys.stderr)
     return 2

@@ -272,13 +272,11 @@ def check_engine_options(args: argparse.Namespace) -> None:
       raise SweepError(f'{option} goes with --plan (inside a SLURM job).')
     if given and engine != args.engine:
       raise SweepError(f'{option} is an option of --engine {engine}.')
-  for option, text in (('--slurm-args', args.slurm_args),
-                       ('--train-cmd', args.train_cmd)):
-    try:
-      shlex.split(text or '')
-    except ValueError as e:
-      raise SweepError(f'{option} {text!r}: {e} (it is split as a shell '
-                       'would)') from None
+  try:
+    shlex.split(args.slurm_args or '')
+  except ValueError as e:
+    raise SweepError(f'--slurm-args {args.slurm_args!r}: {e} (it is split '
+                     'as a shell would)') from None
   if args.slurm_max_running is not None and args.slurm_max_running < 1:
     raise SweepError('--slurm-max-running must be at least 1')
   if args.retries < 0:

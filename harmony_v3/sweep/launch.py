@@ -12,7 +12,7 @@ import sys
 import time
 
 from .devices import default_mem_fraction
-from .plan import METHOD_FLAGS, Plan, Run, flag_keys
+from .plan import METHOD_FLAGS, Plan, Run, SweepError, flag_keys
 from .suites import DEFAULT_SUITE, get_suite
 
 # Replaces `python -m harmony_v3.train` (for tests and odd setups).
@@ -23,7 +23,12 @@ def train_command(override: str | None = None) -> list[str]:
   """The trainer's command: --train-cmd, $HARMONY_TRAIN_CMD or the default."""
   text = override or os.environ.get(TRAIN_CMD_ENV)
   if text:
-    return shlex.split(text)
+    try:
+      return shlex.split(text)
+    except ValueError as e:  # Unbalanced quotes, a trailing backslash.
+      source = '--train-cmd' if override else f'${TRAIN_CMD_ENV}'
+      raise SweepError(f'{source} {text!r}: {e} (it is split as a shell '
+                       'would)') from None
   return [sys.executable, '-m', 'harmony_v3.train']
 
 
