@@ -156,3 +156,16 @@ def test_bad_tracking_is_one_clear_error_before_training(
   assert code == 2 and message in err
   assert err.count('error:') == 1 and 'Traceback' not in err
   assert not logdir.exists()  # Nothing was started.
+
+
+@needs_wandb
+def test_a_full_disk_at_the_run_id_file_is_one_clear_error(tmp_path):
+  """tracking.json cannot be written: a disk error naming it (exit 2), not
+  a traceback."""
+  logdir = tmp_path / 'run'
+  trainer = Trainer(logdir, *TRACK, env=OFFLINE,
+                    fault='enospc:tracking.json.tmp')
+  assert trainer.wait() == 2, trainer.output[-3000:]
+  assert f'Disk full while writing {logdir / "tracking.json"}' in (
+      trainer.output)
+  assert 'Traceback' not in trainer.output

@@ -139,7 +139,8 @@ class Trainer:
     self.replay = self.saver.open_replay()
     self.agent = agent_cls(
         train_env.obs_space, train_env.act_space, self.step, config)
-    self.records.open_logger(config, resuming=folder.payload is not None)
+    with self.saver.disk_errors_are_run_errors():  # tracking.json, logs.
+      self.records.open_logger(config, resuming=folder.payload is not None)
     self.logger = self.records.logger
     self.metrics = embodied.Metrics()
     self.progress = Progress(
