@@ -137,7 +137,12 @@ def test_pyproject_lists_every_package():
              for p in (REPO / 'harmony_v3').rglob('__init__.py')}
   mapped = {name for name, folder in config['setuptools']['package-dir'].items()
             if (REPO / folder / '__init__.py').is_file()}
-  assert listed == on_disk | mapped, (
+  # Folders of data only (no __init__.py), listed so that setuptools does
+  # not warn that it would ignore them.
+  data = {name for name in config['setuptools']['package-data']
+          if (REPO / name.replace('.', '/')).is_dir()
+          and not (REPO / name.replace('.', '/') / '__init__.py').exists()}
+  assert listed == on_disk | mapped | data, (
       'add new subpackages of harmony_v3 to [tool.setuptools] packages')
 
 
