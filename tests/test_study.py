@@ -2,6 +2,7 @@
 world model, resume, and input errors."""
 import dataclasses
 import json
+import pathlib
 import shutil
 import subprocess
 
@@ -206,6 +207,49 @@ def test_bootstrap_interval_is_exact_deterministic_and_honest_with_few_seeds():
   assert bootstrap_interval(many) == bootstrap_interval(many)
   assert 0 < bootstrap_interval(many)[0] < 0.5 < bootstrap_interval(many)[1]
   assert np.isnan(bootstrap_interval([1.0])).all()
+
+
+def _fake_result(arm, seed, reward_tf, obs_tf):
+  final = {'reward_mse_tf': reward_tf, 'reward_mse_ol': reward_tf + 0.1,
+           'obs_loss_tf': obs_tf, 'obs_loss_ol': obs_tf + 1, 'kl': 1.0,
+           'reward_mse_tf/pong': reward_tf, 'reward_mse_tf/krull': 0.5}
+  return {'arm': arm, 'seed': seed, 'final': final}
+
+
+def test_paired_differences_match_seeds_and_skip_unpaired_ones():
+  by_arm = {'dreamerv3_wr100': [_fake_result('dreamerv3_wr100', s, r, 20.0)
+                                for s, r in ((0, 0.3), (1, 0.2), (2, 0.4))],
+            'harmony': [_fake_result('harmony', 0, 0.1, 30.0),
+                        _fake_result('harmony', 2, 0.45, 26.0)]}
+  (row,) = report.paired_differences(by_arm)
+  assert (row['arm'], row['baseline'], row['seed_list']) == (
+      'harmony', 'dreamerv3_wr100', [0, 2])
+  # Seed 1 of the baseline has no partner and takes no part.
+  assert row['reward_mse_tf_per_seed'] == pytest.approx([-0.2, 0.05])
+  assert row['reward_mse_tf_mean'] == pytest.approx(-0.075)
+  assert (row['reward_mse_tf_lo'], row['reward_mse_tf_hi']) == pytest.approx(
+      (-0.2, 0.05))
+  assert row['obs_loss_tf_per_seed'] == pytest.approx([10.0, 6.0])
+  assert row['reward_mse_tf/krull_per_seed'] == pytest.approx([0.0, 0.0])
+  lines = report.paired_markdown([row])
+  assert lines[-1].startswith('| harmony | dreamerv3_wr100 | 0, 2 | ')
+  assert lines[-1].endswith('| -0.200, +0.050 |')
+  assert report.paired_differences({'harmony': by_arm['harmony']}) == []
+
+
+def test_committed_equilibrium_table_is_what_its_result_files_give():
+  """benchmarks/study_equilibrium holds the full run's result files; its
+  table must be the report of exactly those files."""
+  folder = pathlib.Path(__file__).parents[1] / 'benchmarks/study_equilibrium'
+  reference = json.loads((folder / 'reference.json').read_text())
+  by_arm = report.read_results(folder / 'results')
+  assert set(by_arm) == set(settings.EQUILIBRIUM.arms)
+  rows = report.aggregate(by_arm, reference)
+  expected = report.markdown(rows, reference,
+                             report.paired_differences(by_arm))
+  assert (folder / 'table.md').read_text() == expected
+  for results in by_arm.values():
+    assert all(r['updates'] == settings.EQUILIBRIUM.updates for r in results)
 
 
 def test_equilibrium_preset_keeps_the_default_data_batches_and_model():

@@ -164,9 +164,64 @@ def aggregate(by_arm: dict[str, list[dict]], reference: dict) -> list[dict]:
   return rows
 
 
-def markdown(rows: list[dict], reference: dict) -> str:
-  """The Markdown tables: held-out metrics, the same per game, then the
-  harmonizers' weights and when they reached their optimum."""
+PAIRED = ('reward_mse_tf', 'reward_mse_ol', 'obs_loss_tf', 'kl')
+
+
+def paired_differences(by_arm: dict[str, list[dict]]) -> list[dict]:
+  """Each arm minus the first (the baseline), seed by seed, over the seeds
+  both have finished: a study's arms share a seed's data, batches, keys and
+  initial model, so the difference is the arm's own effect on that seed.
+  Per metric of PAIRED and per game of the teacher-forced reward error:
+  mean, std, bootstrap interval and the per-seed differences."""
+  arms = list(by_arm)
+  if len(arms) < 2:
+    return []
+  baseline = {r['seed']: r['final'] for r in by_arm[arms[0]]}
+  rows = []
+  for arm in arms[1:]:
+    pairs = [(r['seed'], r['final'], baseline[r['seed']])
+             for r in by_arm[arm] if r['seed'] in baseline]
+    if not pairs:
+      continue
+    row = {'arm': arm, 'baseline': arms[0], 'seed_list': [s for s, _, _ in pairs],
+           'paper_setting': arm not in NOT_PAPER}
+    games = [k for k in pairs[0][1] if k.startswith('reward_mse_tf/')]
+    for key in PAIRED + tuple(games):
+      diffs = [mine[key] - theirs[key] for _, mine, theirs in pairs]
+      _summarize(row, key, diffs)
+      row[f'{key}_per_seed'] = diffs
+    rows.append(row)
+  return rows
+
+
+def paired_markdown(paired: list[dict]) -> list[str]:
+  """The table of paired differences (empty without a second arm)."""
+  if not paired:
+    return []
+  games = [k for k in paired[0] if k.startswith('reward_mse_tf/')
+           and k.endswith('_per_seed')]
+  games = [k[:-len('_per_seed')] for k in games]
+  head = (['arm', 'minus', 'seeds'] + [dict(COLUMNS)[k] for k in PAIRED]
+          + [f'reward error tf, {g.split("/", 1)[1]}' for g in games]
+          + ['reward error tf per seed'])
+  lines = ['', 'Paired by seed (same data, batches, keys and initial model): '
+           'the arm minus the first arm, mean [interval] over seeds; '
+           'negative is lower than the first arm.', '',
+           '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for row in paired:
+    cells = [_fmt(row, k) for k in PAIRED + tuple(games)]
+    per_seed = ', '.join(f'{d:+.3f}' for d in row['reward_mse_tf_per_seed'])
+    lines.append(f"| {_name(row)} | {row['baseline']} | "
+                 f"{', '.join(map(str, row['seed_list']))} | "
+                 + ' | '.join(cells) + f' | {per_seed} |')
+  return lines
+
+
+def markdown(rows: list[dict], reference: dict,
+             paired: Sequence[dict] = ()) -> str:
+  """The Markdown tables: held-out metrics, the paired differences
+  against the first arm, the same per game, then the harmonizers' weights
+  and when they reached their optimum."""
   ref_tf, ref_ol = reference['reward_mse_tf'], reference['reward_mse_ol']
   arms = [r for r in rows if r['seeds']]
   updates = sorted({r['updates'] for r in arms})
@@ -184,6 +239,7 @@ def markdown(rows: list[dict], reference: dict) -> str:
              + ', ol ' + ('yes' if row['reward_mse_ol_mean'] < ref_ol else 'no'))
     lines.append(f"| {_name(row)} | {row['seeds']} | " + ' | '.join(cells)
                  + f' | {beats} |')
+  lines += paired_markdown(list(paired))
   lines += per_game_markdown(rows)
   lines += ['', 'Harmonizers: final weight and the App. B optimum of the '
             'running mean loss, mean [interval]; the update at which `s` '
@@ -438,7 +494,8 @@ def write(study_dir: pathlib.Path, reference: dict | None = None
   paths = {'table_md': study_dir / 'table.md',
            'table_csv': study_dir / 'table.csv',
            'runs_csv': study_dir / 'runs.csv'}
-  paths['table_md'].write_text(markdown(rows, reference))
+  paths['table_md'].write_text(
+      markdown(rows, reference, paired_differences(by_arm)))
   paths['table_csv'].write_text(csv_text(rows))
   paths['runs_csv'].write_text(per_run_csv(by_arm))
   if by_arm:
