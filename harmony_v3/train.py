@@ -186,13 +186,14 @@ def setup_jax(config):
   return config
 
 
-def make_envs(config) -> tuple:
-  """The training env batch and the evaluation env batch of a run."""
+def make_envs(config, seed: int) -> tuple:
+  """The training env batch and the evaluation env batch of a run, from
+  the base `seed` (see harmony_v3.envs.env_seed)."""
   from .envs import make_batch_env
-  train_env = make_batch_env(config, config.envs.amount, config.seed)
+  train_env = make_batch_env(config, config.envs.amount, seed)
   try:
     eval_env = make_batch_env(
-        config, config.run.eval_envs, config.seed + 1_000_000,
+        config, config.run.eval_envs, seed + 1_000_000,
         processes=config.run.eval_processes, evaluation=True)
   except BaseException:
     train_env.close()

@@ -84,8 +84,10 @@ class CountingEnv:
     pass
 
 
-def make_envs(config):
-  """A training batch of one env and an evaluation batch, as train.py's."""
+def make_envs(config, seed):
+  """A training batch of one env and an evaluation batch, as train.py's
+  (it says which base seed it got)."""
+  print(f'Stand-in envs seeded {seed}.', flush=True)
 
   def batch(count, seed):
     envs = []
@@ -93,8 +95,8 @@ def make_envs(config):
       env = _Wrapped(CountingEnv(seed + i))
       envs.append(embodied.wrappers.OneHotAction(env))
     return embodied.BatchEnv(envs, parallel=False)
-  return (batch(config.envs.amount, config.seed),
-          batch(config.run.eval_envs, config.seed + 1_000_000))
+  return (batch(config.envs.amount, seed),
+          batch(config.run.eval_envs, seed + 1_000_000))
 
 
 def _Wrapped(env):

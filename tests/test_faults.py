@@ -138,6 +138,22 @@ def _kill_at_step_200(logdir):
   return checkpoint.load_checkpoint(logdir / 'checkpoint.ckpt')
 
 
+def test_a_resumed_run_seeds_its_envs_anew(reference, tmp_path):
+  """The trainer gives a resumed run's envs the seed that env_seed draws
+  from the run's seed and the resume step, not the run's seed again."""
+  from harmony_v3.envs import env_seed
+  logdir = tmp_path / 'run'
+  step = int(_kill_at_step_200(logdir)['step'])
+  second = run(logdir)
+  assert second.process.exitcode == 0, second.output[-3000:]
+  seed = env_seed(0, step)
+  assert seed != 0
+  assert f'Stand-in envs seeded {seed}.' in second.output
+  assert f'Resuming at step {step:,}: the envs are seeded {seed}' in (
+      second.output)
+  assert facts(logdir) == reference
+
+
 def test_truncated_chunk_is_a_clear_error_naming_it(tmp_path):
   """Defect B: a damaged chunk of the checkpoint names the file."""
   logdir = tmp_path / 'run'

@@ -151,7 +151,7 @@ def test_prefill_actions_depend_on_the_seed_and_step_only():
   from harmony_v3.run.runner import Trainer
   from standin import make_envs
   from harmony_v3.config import load_config
-  env, _ = make_envs(load_config(['tiny'], ['--run.eval_envs', '1']))
+  env, _ = make_envs(load_config(['tiny'], ['--run.eval_envs', '1']), 0)
 
   def actions(seed, step):
     fake = types.SimpleNamespace(config=types.SimpleNamespace(seed=seed),
@@ -165,6 +165,27 @@ def test_prefill_actions_depend_on_the_seed_and_step_only():
   runs = [np.concatenate([actions(seed, step) for step in range(20)])
           for seed in (0, 1)]
   assert not np.array_equal(*runs)
+
+
+def test_env_seeds_of_a_resume_are_new_deterministic_and_in_range():
+  """A resumed run's envs must not replay its first episodes (Crafter's
+  worlds follow from the seed and the episode number alone)."""
+  from harmony_v3.envs import crafter, env_seed
+  assert env_seed(7, 0) == 7  # A fresh run keeps its seed.
+  seeds = {env_seed(seed, step) for seed in range(4)
+           for step in (100, 200, 50_000, 400_000)}
+  assert len(seeds) == 16 and not seeds & set(range(4))
+  assert env_seed(3, 200) == env_seed(3, 200)
+  assert all(0 <= s and s + 1_000_000 + 64 < 2 ** 31 for s in seeds)
+
+  def first_world(seed):
+    env = crafter.Crafter(seed=seed)
+    obs = env.step({'action': 0, 'reset': True})
+    env.close()
+    return obs['image']
+  # Same seed, same first world: what a resume used to replay.
+  assert np.array_equal(first_world(5), first_world(5))
+  assert not np.array_equal(first_world(5), first_world(env_seed(5, 200)))
 
 
 def test_report_does_not_move_the_agents_random_generator():

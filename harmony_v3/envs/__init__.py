@@ -151,6 +151,23 @@ def _worker_ctor(config: dict, seed: int, evaluation: bool):
   return make_env(embodied.Config(config), seed, evaluation)
 
 
+def env_seed(seed: int, resume_step: int) -> int:
+  """The base seed of a run's envs when it starts at `resume_step`.
+
+  A fresh run (step 0) uses the run's seed. A resumed run draws its envs'
+  seed from (seed, resume_step), so that they do not replay the episodes the
+  run began with: Crafter's worlds and MinAtar's and ALE's random draws
+  follow from the seed alone, and would start again from episode 0 at every
+  resume. The value leaves room for the batch's `seed + i` and the
+  evaluation envs' `+ 1_000_000` below 2**31 (ALE takes a 32-bit seed).
+  """
+  if resume_step == 0:
+    return int(seed)
+  import numpy as np
+  state = np.random.SeedSequence([int(seed), int(resume_step)])
+  return int(state.generate_state(1)[0]) % 2 ** 30
+
+
 def make_batch_env(config: embodied.Config, count: int, seed: int,
                    processes: bool = False,
                    evaluation: bool = False) -> embodied.BatchEnv:

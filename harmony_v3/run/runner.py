@@ -44,7 +44,7 @@ from .records import RunRecords, stat_keys
 from .saving import Checkpointer
 from .stop_signals import EXIT_INTERRUPTED, StopSignals
 from ..config import ConfigError
-from ..envs import action_repeat
+from ..envs import action_repeat, env_seed
 
 # The base's prefill runs its random policy in chunks of this many steps.
 PREFILL_CHUNK = 100
@@ -366,14 +366,16 @@ def _exit_code(error: BaseException) -> int:
 
 
 def train(config: embodied.Config, agent_cls,
-          make_envs: Callable[[embodied.Config], tuple],
+          make_envs: Callable[[embodied.Config, int], tuple],
           signals: StopSignals, log=print) -> int:
   """Train one run in its folder and return the process's exit code.
 
   0: finished (or already finished); 2: an error, printed as one message;
   130: stopped by SIGTERM or Ctrl-C after saving a checkpoint. `signals`
   must already be installed, so that a stop asked for during the set-up
-  (the first compilation included) is honoured too.
+  (the first compilation included) is honoured too. `make_envs(config,
+  seed)` builds the training and evaluation env batches from a base seed:
+  the run's own seed, or after a resume the one `envs.env_seed` draws.
   """
   envs = []
   try:
@@ -384,7 +386,12 @@ def train(config: embodied.Config, agent_cls,
       if signals.requested:
         log('Stopped before training began; nothing to save.')
         return EXIT_INTERRUPTED
-      envs = list(make_envs(config))
+      seed = env_seed(config.seed, folder.step)
+      if seed != config.seed:
+        log(f'Resuming at step {folder.step:,}: the envs are seeded {seed}, '
+            'drawn from the run\'s seed and this step, so that they do not '
+            'replay the episodes the run began with.')
+      envs = list(make_envs(config, seed))
       trainer = Trainer(config, agent_cls, *envs, folder, signals, log=log)
       log(f'Logdir: {trainer.logdir}')
       try:
