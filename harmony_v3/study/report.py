@@ -183,7 +183,8 @@ def paired_differences(by_arm: dict[str, list[dict]]) -> list[dict]:
              for r in by_arm[arm] if r['seed'] in baseline]
     if not pairs:
       continue
-    row = {'arm': arm, 'baseline': arms[0], 'seed_list': [s for s, _, _ in pairs],
+    row = {'arm': arm, 'baseline': arms[0],
+           'seed_list': [seed for seed, _, _ in pairs],
            'paper_setting': arm not in NOT_PAPER}
     games = [k for k in pairs[0][1] if k.startswith('reward_mse_tf/')]
     for key in PAIRED + tuple(games):
